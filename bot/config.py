@@ -1,0 +1,140 @@
+"""Service configuration: NUDGE_* environment variables and .env, validated at start."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_API_BASE = "https://api.telegram.org"
+SECRET_FILE_NAME = ".nudge-secret"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+class DispatchSettings(BaseModel):
+    """Tuning of the outbox dispatcher (NUDGE_DISPATCH__*)."""
+
+    rate_per_second: float = Field(default=25.0, gt=0, le=1000)
+    per_chat_per_second: float = Field(default=1.0, gt=0)
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    max_attempts: int = Field(default=5, ge=1)
+    poll_interval: float = Field(default=0.5, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NUDGE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite+aiosqlite:///./nudge.db"
+    redis_url: str | None = None
+    telegram_api_base: AnyHttpUrl = AnyHttpUrl(TELEGRAM_API_BASE)
+    public_url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8080")
+    http_host: str = "127.0.0.1"
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    secret_key: SecretStr | None = None
+    log_level: str = "INFO"
+    dispatch: DispatchSettings = DispatchSettings()
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_async(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+            raise ValueError(
+                f"driver {url.drivername!r} is not supported; "
+                "use sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"not a redis URL: {value!r}")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Tell whether the embedded SQLite default is in use."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def public_base(self) -> str:
+        """Return the public URL without a trailing slash."""
+        return str(self.public_url).rstrip("/")
+
+    @property
+    def telegram_base(self) -> str:
+        """Return the Bot API base URL without a trailing slash."""
+        return str(self.telegram_api_base).rstrip("/")
+
+
+def _sqlite_dir(database_url: str) -> Path:
+    database = make_url(database_url).database or ""
+    if database in ("", ":memory:"):
+        return Path.cwd()
+    return Path(database).expanduser().resolve().parent
+
+
+def ensure_secret_key(settings: Settings) -> SecretStr:
+    """Return the secret key; on SQLite create it once beside the database and keep it."""
+    if settings.secret_key is not None:
+        if len(settings.secret_key.get_secret_value()) < 16:
+            raise ConfigError("NUDGE_SECRET_KEY: must be at least 16 characters")
+        return settings.secret_key
+    if not settings.is_sqlite:
+        raise ConfigError(
+            "NUDGE_SECRET_KEY: required with PostgreSQL (generate one: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    path = _sqlite_dir(settings.database_url) / SECRET_FILE_NAME
+    if path.exists():
+        key = path.read_text(encoding="utf-8").strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n", encoding="utf-8")
+        log.warning("NUDGE_SECRET_KEY not set: generated one and kept it in %s", path)
+    settings.secret_key = SecretStr(key)
+    return settings.secret_key
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    name = "NUDGE_" + "__".join(str(part).upper() for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings, raising ConfigError that names the bad setting."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    ensure_secret_key(settings)
+    return settings

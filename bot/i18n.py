@@ -1,0 +1,116 @@
+"""Catalogs, locale resolution and locale-correct money, dates and plurals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _babel_date
+from babel.dates import format_datetime as _babel_datetime
+from babel.numbers import format_currency, format_decimal
+
+from bot.resources import resource_dir
+from bot.validation import SUPPORTED_LOCALES
+
+DOMAIN = "messages"
+SOURCE_LOCALE = "en"
+
+__all__ = [
+    "DOMAIN",
+    "SOURCE_LOCALE",
+    "SUPPORTED_LOCALES",
+    "I18n",
+    "_",
+    "__",
+    "format_date",
+    "format_datetime",
+    "format_money",
+    "format_number",
+    "get_i18n",
+    "locale_scope",
+    "ngettext",
+    "normalize_locale",
+    "resolve_locale",
+]
+
+
+@lru_cache(maxsize=1)
+def get_i18n() -> I18n:
+    """Return the process-wide catalogs (loaded once from the compiled .mo files)."""
+    return I18n(path=resource_dir("locales"), default_locale=SOURCE_LOCALE, domain=DOMAIN)
+
+
+@contextmanager
+def locale_scope(locale: str) -> Iterator[I18n]:
+    """Render texts in a locale outside any Telegram update (scheduled sends, the CLI)."""
+    i18n = get_i18n()
+    with i18n.context(), i18n.use_locale(locale):
+        yield i18n
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    """Translate a plural form for the current locale."""
+    return _(singular, plural, n)
+
+
+def normalize_locale(code: str | None) -> str | None:
+    """Map a Telegram language_code or profile value (uk-UA, pl_PL, RU) to a supported locale."""
+    if not code:
+        return None
+    try:
+        language = Locale.parse(code.strip().replace("-", "_")).language
+    except (UnknownLocaleError, ValueError, TypeError):
+        return None
+    return language if language in SUPPORTED_LOCALES else None
+
+
+def resolve_locale(
+    profile_locale: str | None = None,
+    telegram_language_code: str | None = None,
+    shop_default: str | None = None,
+) -> str:
+    """Pick the locale: customer profile, then Telegram's language_code, then shop, then en."""
+    for candidate in (profile_locale, telegram_language_code, shop_default):
+        locale = normalize_locale(candidate)
+        if locale:
+            return locale
+    return SOURCE_LOCALE
+
+
+# CLDR's minimumGroupingDigits, which Babel does not apply: Polish writes 1234,50 zł but
+# 12 345,00 zł (no separator in four-digit amounts).
+_MIN_GROUPING_DIGITS = {"pl": 2}
+
+
+def _grouped(value: Decimal, locale: str) -> bool:
+    digits = _MIN_GROUPING_DIGITS.get(locale.split("_")[0], 1)
+    return abs(value) >= Decimal(10) ** (2 + digits)
+
+
+def format_money(amount: Decimal | int | float, currency: str, locale: str) -> str:
+    """Format an amount in a currency the way the locale writes it (1 234,50 ₴; 1234,50 zł)."""
+    value = Decimal(str(amount))
+    return format_currency(value, currency, locale=locale, group_separator=_grouped(value, locale))
+
+
+def format_number(value: Decimal | int | float, locale: str) -> str:
+    """Format a number with the locale's separators."""
+    number = Decimal(str(value))
+    return format_decimal(number, locale=locale, group_separator=_grouped(number, locale))
+
+
+def format_date(value: date, locale: str, fmt: str = "long") -> str:
+    """Format a date for the locale: 12 марта 2026 г., 12 березня 2026 р., 12 marca 2026."""
+    return _babel_date(value, format=fmt, locale=locale)
+
+
+def format_datetime(value: datetime, locale: str, tz: str = "UTC", fmt: str = "medium") -> str:
+    """Format a moment in a time zone for the locale."""
+    return _babel_datetime(value, format=fmt, tzinfo=tz, locale=locale)

@@ -1,0 +1,1 @@
+"""Message kinds rendered into localized text and keyboards."""

@@ -1,0 +1,406 @@
+"""The profile store's tables. Every row carries shop_id; times are aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from bot.db import BigId, Money, UTCDateTime
+
+
+def utcnow() -> datetime:
+    """Return the current aware UTC time (for column defaults only; logic uses a clock)."""
+    return datetime.now(UTC)
+
+
+def _id() -> Any:
+    return Field(default=None, primary_key=True, sa_type=BigId)
+
+
+def _shop_fk() -> Any:
+    return Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="shops.id",
+        ondelete="CASCADE",
+    )
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_type=UTCDateTime, index=index)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, index=index, nullable=False)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _json(default_factory: Any = dict) -> Any:
+    return Field(default_factory=default_factory, sa_type=JSONType, nullable=False)
+
+
+class Platform(StrEnum):
+    """Shop platforms Nudge has an adapter for."""
+
+    SHOPIFY = "shopify"
+    WOOCOMMERCE = "woocommerce"
+    GENERIC = "generic"
+
+
+class Consent(StrEnum):
+    """Whether a customer agreed to get messages."""
+
+    UNKNOWN = "unknown"
+    OPTED_IN = "opted_in"
+    OPTED_OUT = "opted_out"
+
+
+class CartStatus(StrEnum):
+    """Life of a cart: open until ordered, emptied or replaced by a newer one."""
+
+    OPEN = "open"
+    CONVERTED = "converted"
+    EMPTIED = "emptied"
+    REPLACED = "replaced"
+
+
+class OrderStatus(StrEnum):
+    """Life of an order."""
+
+    PLACED = "placed"
+    CANCELLED = "cancelled"
+
+
+class Shop(SQLModel, table=True):
+    """A connected store and its bot."""
+
+    __tablename__ = "shops"
+
+    id: int | None = _id()
+    name: str = Field(max_length=200)
+    platform: str = Field(max_length=32)
+    currency: str = Field(default="USD", max_length=3)
+    country: str | None = Field(default=None, max_length=2)
+    default_locale: str = Field(default="en", max_length=8)
+    timezone: str = Field(default="UTC", max_length=64)
+    bot_token: str | None = Field(default=None, max_length=128)
+    bot_username: str | None = Field(default=None, max_length=64)
+    webhook_secret: str = Field(max_length=128)
+    settings: dict[str, Any] = _json()
+    last_delivery_at: datetime | None = _ts()
+    created_at: datetime = _ts(nullable=False)
+
+
+class Customer(SQLModel, table=True):
+    """A shop's customer: identity, contact, preferences and messenger link."""
+
+    __tablename__ = "customers"
+    __table_args__ = (
+        Index("uq_customers_shop_external", "shop_id", "external_id", unique=True),
+        Index("uq_customers_shop_chat", "shop_id", "telegram_chat_id", unique=True),
+        Index("ix_customers_shop_email", "shop_id", "email"),
+        Index("ix_customers_shop_phone", "shop_id", "phone"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    external_id: str | None = Field(default=None, max_length=128)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=20)
+    first_name: str | None = Field(default=None, max_length=200)
+    last_name: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, max_length=8)
+    timezone: str | None = Field(default=None, max_length=64)
+    birthday: date | None = None
+    birth_year: int | None = None
+    attributes: dict[str, Any] = _json()
+    telegram_chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    telegram_username: str | None = Field(default=None, max_length=64)
+    consent: str = Field(default=Consent.UNKNOWN, max_length=16)
+    consent_source: str | None = Field(default=None, max_length=64)
+    consent_at: datetime | None = _ts()
+    unreachable_since: datetime | None = _ts()
+    promos_paused_until: datetime | None = _ts()
+    needs_follow_up: bool = False
+    nps_score: int | None = None
+    redacted_hash: str | None = Field(default=None, max_length=64)
+    platform_updated_at: datetime | None = _ts()
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class CustomerEvent(SQLModel, table=True):
+    """Append-only log of what a customer did or was told."""
+
+    __tablename__ = "customer_events"
+    __table_args__ = (Index("ix_events_customer_time", "shop_id", "customer_id", "occurred_at"),)
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    customer_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="customers.id", ondelete="CASCADE"
+    )
+    type: str = Field(max_length=64)
+    payload: dict[str, Any] = _json()
+    source: str = Field(max_length=32)
+    occurred_at: datetime = _ts(nullable=False)
+
+
+class Product(SQLModel, table=True):
+    """A product as the shop last described it."""
+
+    __tablename__ = "products"
+    __table_args__ = (Index("uq_products_shop_external", "shop_id", "external_id", unique=True),)
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    external_id: str = Field(max_length=128)
+    title: str = Field(default="", max_length=500)
+    category: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=2000)
+    image_url: str | None = Field(default=None, max_length=2000)
+    price: Decimal | None = Field(default=None, sa_type=Money)
+    currency: str | None = Field(default=None, max_length=3)
+    platform_updated_at: datetime | None = _ts()
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Cart(SQLModel, table=True):
+    """A cart or checkout, keyed by the platform's token."""
+
+    __tablename__ = "carts"
+    __table_args__ = (
+        Index("uq_carts_shop_token", "shop_id", "token", unique=True),
+        Index("ix_carts_status_updated", "shop_id", "status", "updated_at"),
+        Index("ix_carts_customer", "shop_id", "customer_id"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    customer_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="customers.id", ondelete="SET NULL"
+    )
+    token: str = Field(max_length=128)
+    status: str = Field(default=CartStatus.OPEN, max_length=16)
+    currency: str | None = Field(default=None, max_length=3)
+    total: Decimal | None = Field(default=None, sa_type=Money)
+    recovery_url: str | None = Field(default=None, max_length=2000)
+    order_id: int | None = Field(default=None, sa_type=BigId)
+    platform_updated_at: datetime | None = _ts()
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class CartItem(SQLModel, table=True):
+    """A line of a cart."""
+
+    __tablename__ = "cart_items"
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    cart_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="carts.id",
+        ondelete="CASCADE",
+        index=True,
+    )
+    position: int = 0
+    product_external_id: str | None = Field(default=None, max_length=128)
+    variant_external_id: str | None = Field(default=None, max_length=128)
+    title: str = Field(default="", max_length=500)
+    category: str | None = Field(default=None, max_length=200)
+    price: Decimal | None = Field(default=None, sa_type=Money)
+    quantity: int = 1
+    url: str | None = Field(default=None, max_length=2000)
+    image_url: str | None = Field(default=None, max_length=2000)
+
+
+class Order(SQLModel, table=True):
+    """An order the shop reported."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("uq_orders_shop_external", "shop_id", "external_id", unique=True),
+        Index("ix_orders_customer", "shop_id", "customer_id", "placed_at"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    customer_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="customers.id", ondelete="SET NULL"
+    )
+    external_id: str = Field(max_length=128)
+    cart_token: str | None = Field(default=None, max_length=128)
+    status: str = Field(default=OrderStatus.PLACED, max_length=16)
+    total: Decimal | None = Field(default=None, sa_type=Money)
+    currency: str | None = Field(default=None, max_length=3)
+    discount_codes: list[str] = _json(list)
+    placed_at: datetime = _ts(nullable=False)
+    platform_updated_at: datetime | None = _ts()
+    updated_at: datetime = _ts(nullable=False)
+
+
+class OrderItem(SQLModel, table=True):
+    """A line of an order."""
+
+    __tablename__ = "order_items"
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    order_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="orders.id",
+        ondelete="CASCADE",
+        index=True,
+    )
+    product_external_id: str | None = Field(default=None, max_length=128)
+    title: str = Field(default="", max_length=500)
+    category: str | None = Field(default=None, max_length=200)
+    price: Decimal | None = Field(default=None, sa_type=Money)
+    quantity: int = 1
+
+
+class Exclusion(SQLModel, table=True):
+    """A "not interested": the customer never gets offers on this topic again."""
+
+    __tablename__ = "exclusions"
+    __table_args__ = (
+        Index("uq_exclusions_customer_topic", "shop_id", "customer_id", "topic", unique=True),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    customer_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="customers.id",
+        ondelete="CASCADE",
+    )
+    topic: str = Field(max_length=200)
+    outbox_id: int | None = Field(default=None, sa_type=BigId)
+    created_at: datetime = _ts(nullable=False)
+
+
+class InboxState(StrEnum):
+    """Life of a stored webhook delivery."""
+
+    PENDING = "pending"
+    DONE = "done"
+    PARKED = "parked"
+
+
+class Inbox(SQLModel, table=True):
+    """A shop webhook delivery, stored before it is acknowledged, applied by a worker."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        Index("uq_inbox_shop_key", "shop_id", "delivery_key", unique=True),
+        Index("ix_inbox_state_next", "state", "next_attempt_at"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    platform: str = Field(max_length=32)
+    topic: str = Field(max_length=64)
+    delivery_key: str = Field(max_length=255)
+    headers: dict[str, Any] = _json()
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default=InboxState.PENDING, max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = _ts(nullable=False)
+    last_error: str | None = Field(default=None, max_length=2000)
+    received_at: datetime = _ts(nullable=False)
+    processed_at: datetime | None = _ts()
+
+
+class OutboxState(StrEnum):
+    """Life of a message to send."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+
+
+class Lane(StrEnum):
+    """Priority lanes; transactional first, promo last."""
+
+    TRANSACTIONAL = "transactional"
+    REMINDER = "reminder"
+    PROMO = "promo"
+
+
+LANE_PRIORITY = {Lane.TRANSACTIONAL: 0, Lane.REMINDER: 1, Lane.PROMO: 2}
+
+
+class Outbox(SQLModel, table=True):
+    """A message a flow scheduled; the dispatcher sends it and records what happened."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("uq_outbox_shop_dedupe", "shop_id", "dedupe_key", unique=True),
+        Index("ix_outbox_due", "state", "priority", "due_at"),
+        Index("ix_outbox_customer_state", "shop_id", "customer_id", "state"),
+        Index("ix_outbox_customer_topic", "shop_id", "customer_id", "topic"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    customer_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="customers.id",
+        ondelete="CASCADE",
+    )
+    kind: str = Field(max_length=64)
+    topic: str | None = Field(default=None, max_length=200)
+    lane: str = Field(default=Lane.PROMO, max_length=16)
+    priority: int = 2
+    payload: dict[str, Any] = _json()
+    dedupe_key: str = Field(max_length=255)
+    due_at: datetime = _ts(nullable=False)
+    state: str = Field(default=OutboxState.SCHEDULED, max_length=16)
+    skip_reason: str | None = Field(default=None, max_length=64)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    last_error: str | None = Field(default=None, max_length=2000)
+    telegram_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    sent_at: datetime | None = _ts()
+    variant: str | None = Field(default=None, max_length=16)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+__all__ = [
+    "LANE_PRIORITY",
+    "Cart",
+    "CartItem",
+    "CartStatus",
+    "Consent",
+    "Customer",
+    "CustomerEvent",
+    "Exclusion",
+    "Inbox",
+    "InboxState",
+    "Lane",
+    "Order",
+    "OrderItem",
+    "OrderStatus",
+    "Outbox",
+    "OutboxState",
+    "Platform",
+    "Product",
+    "Shop",
+]

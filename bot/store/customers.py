@@ -1,0 +1,102 @@
+"""Customers and their append-only event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Customer, CustomerEvent
+
+
+async def get_customer(
+    *, session: AsyncSession, shop_id: int, customer_id: int
+) -> Customer | None:
+    """Return the shop's customer by id, or None (never another shop's)."""
+    customer = await session.get(Customer, customer_id)
+    if customer is None or customer.shop_id != shop_id:
+        return None
+    return customer
+
+
+async def find_by_chat(*, session: AsyncSession, shop_id: int, chat_id: int) -> Customer | None:
+    """Return the customer linked to a Telegram chat in this shop."""
+    query = select(Customer).where(
+        Customer.shop_id == shop_id, Customer.telegram_chat_id == chat_id
+    )
+    return (await session.scalars(query)).first()
+
+
+async def find_by_email(*, session: AsyncSession, shop_id: int, email: str) -> Customer | None:
+    """Return the customer with this e-mail (compared lower-cased)."""
+    query = select(Customer).where(
+        Customer.shop_id == shop_id, Customer.email == email.strip().lower()
+    )
+    return (await session.scalars(query.order_by(Customer.id))).first()
+
+
+async def find_by_phone(*, session: AsyncSession, shop_id: int, phone: str) -> Customer | None:
+    """Return the customer with this E.164 phone."""
+    query = select(Customer).where(Customer.shop_id == shop_id, Customer.phone == phone)
+    return (await session.scalars(query.order_by(Customer.id))).first()
+
+
+async def find_by_external_id(
+    *, session: AsyncSession, shop_id: int, external_id: str
+) -> Customer | None:
+    """Return the customer the shop platform knows by this id."""
+    query = select(Customer).where(
+        Customer.shop_id == shop_id, Customer.external_id == external_id
+    )
+    return (await session.scalars(query)).first()
+
+
+async def add_customer(
+    *, session: AsyncSession, shop_id: int, now: datetime, **fields: Any
+) -> Customer:
+    """Insert a customer; e-mail is lower-cased."""
+    if fields.get("email"):
+        fields["email"] = fields["email"].strip().lower()
+    customer = Customer(shop_id=shop_id, created_at=now, updated_at=now, **fields)
+    session.add(customer)
+    await session.flush()
+    return customer
+
+
+async def record_event(
+    *,
+    session: AsyncSession,
+    shop_id: int,
+    customer_id: int | None,
+    type: str,
+    source: str,
+    occurred_at: datetime,
+    payload: dict[str, Any] | None = None,
+) -> CustomerEvent:
+    """Append one event to the customer's log."""
+    event = CustomerEvent(
+        shop_id=shop_id,
+        customer_id=customer_id,
+        type=type,
+        source=source,
+        occurred_at=occurred_at,
+        payload=payload or {},
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def list_events(
+    *, session: AsyncSession, shop_id: int, customer_id: int, limit: int = 100
+) -> list[CustomerEvent]:
+    """Return the customer's newest events first."""
+    query = (
+        select(CustomerEvent)
+        .where(CustomerEvent.shop_id == shop_id, CustomerEvent.customer_id == customer_id)
+        .order_by(CustomerEvent.occurred_at.desc(), CustomerEvent.id.desc())  # type: ignore[union-attr]
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,1 @@
+"""aiohttp routes: shop webhooks, the Telegram webhook, admin API, redirects, health, metrics."""
