@@ -1,4 +1,8 @@
-"""Shared fixtures: every database test runs on SQLite and on PostgreSQL."""
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL.
+
+The `database` fixture gives each test an empty schema built from the models; the migrations
+are checked against the models separately (tests/test_migrations.py).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +24,6 @@ from sqlmodel import SQLModel
 
 from bot.clock import ManualClock
 from bot.db import create_engine, session_factory
-from bot.migrate import upgrade
 
 PG_BASE_URL = os.environ.get(
     "NUDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -55,9 +59,9 @@ async def _pg_admin_async(statement: str) -> None:
         await conn.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """Create a throwaway PostgreSQL database for this run, migrated to head; drop it after."""
+@contextmanager
+def throwaway_postgres() -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, drop it after (skip if none here)."""
     name = f"nudge_test_{uuid.uuid4().hex[:10]}"
     try:
         _pg_admin(f'CREATE DATABASE "{name}"')
@@ -66,19 +70,38 @@ def postgres_url() -> Iterator[str]:
         if IN_CI:
             pytest.fail(reason + " (CI=true requires it)")
         pytest.skip(reason)
-    url = make_url(PG_BASE_URL).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
-        yield url
+        yield make_url(PG_BASE_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _create_schema(url: str) -> None:
+    """Build the models' schema directly (tests/test_migrations.py checks migrations match)."""
+
+    async def create() -> None:
+        engine = create_engine(url)
+        async with engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.create_all)
+        await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, create()).result()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this run with the schema; dropped after."""
+    with throwaway_postgres() as url:
+        _create_schema(url)
+        yield url
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Migrate one SQLite file to head; each test gets a copy of it."""
+    """One SQLite file with the schema; each test gets a copy of it."""
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
+    _create_schema(f"sqlite+aiosqlite:///{path}")
     return path
 
 
@@ -90,7 +113,7 @@ async def _truncate_all(engine: AsyncEngine) -> None:
 
 @pytest.fixture(params=["sqlite", "pg"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated, empty database on each backend."""
+    """An empty database with the schema, on each backend."""
     if request.param == "sqlite":
         path = tmp_path / "nudge.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
@@ -104,6 +127,16 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield Database(request.param, url, engine, session_factory(engine))
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "pg"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database with no tables at all, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/empty.db"
+        return
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture

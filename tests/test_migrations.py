@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import bot.models  # noqa: F401
+from bot.db import create_engine
 from bot.migrate import alembic_config, upgrade_engine
 
 
@@ -18,25 +19,28 @@ def _diff(connection):
     return compare_metadata(context, SQLModel.metadata)
 
 
-async def test_migrated_schema_matches_the_models(database):
-    async with database.engine.connect() as conn:
-        assert await conn.run_sync(_diff) == []
+async def test_migrations_build_from_empty_the_schema_the_models_describe(empty_database_url):
+    engine = create_engine(empty_database_url)
+    try:
+        await upgrade_engine(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == [], "models and migrations drifted"
 
+        def down(connection):
+            config = alembic_config(empty_database_url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, "base")
 
-async def test_migrations_go_down_to_empty_and_up_again(database):
-    def down(connection):
-        config = alembic_config(database.url)
-        config.attributes["connection"] = connection
-        command.downgrade(config, "base")
-
-    async with database.engine.begin() as conn:
-        await conn.run_sync(down)
-    async with database.engine.connect() as conn:
-        tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
-    assert set(tables) <= {"alembic_version"}
-    await upgrade_engine(database.engine)
-    async with database.engine.connect() as conn:
-        assert await conn.run_sync(_diff) == []
+        async with engine.begin() as conn:
+            await conn.run_sync(down)
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+        assert set(tables) <= {"alembic_version"}
+        await upgrade_engine(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(_diff) == []
+    finally:
+        await engine.dispose()
 
 
 def test_revisions_form_one_line():
