@@ -1,37 +1,62 @@
-"""Composition root: settings, engine, web application and workers, built in one place."""
+"""Composition root: settings, engine, bots, web application and workers, built in one place."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.bots import build_dispatcher, telegram_updates
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine, session_factory
-from bot.web import health
-from bot.web.keys import CLOCK, ENGINE, SESSIONS, SETTINGS
+from bot.services import Services
+from bot.telegram import BotPool
+from bot.web import health, telegram
+from bot.web.keys import CLOCK, DISPATCHER, ENGINE, SERVICES, SESSIONS, SETTINGS
+
+CleanupContext = Callable[[web.Application], Any]
 
 
 def build_app(
-    settings: Settings, *, engine: AsyncEngine | None = None, clock: Clock | None = None
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    clock: Clock | None = None,
+    workers: bool = True,
 ) -> web.Application:
-    """Build the one aiohttp application that serves every route of the service."""
+    """Build the one aiohttp application that serves every route of the service.
+
+    `workers=False` leaves out the background loops (inbox worker, outbox dispatcher) so tests
+    and the demo can drive them step by step; Telegram updates flow either way.
+    """
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
-    app.cleanup_ctx.append(_database(engine))
+    app.cleanup_ctx.append(_resources(engine))
     app.add_routes(health.routes)
+    app.add_routes(telegram.routes)
+    app.cleanup_ctx.append(telegram_updates)
+    if workers:
+        pass  # background loops (inbox worker, outbox dispatcher) are appended here
     return app
 
 
-def _database(engine: AsyncEngine | None):  # type: ignore[no-untyped-def]
+def _resources(engine: AsyncEngine | None) -> CleanupContext:
     async def context(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
         owned = engine is None
-        app[ENGINE] = engine or create_engine(app[SETTINGS].database_url)
+        app[ENGINE] = engine or create_engine(settings.database_url)
         app[SESSIONS] = session_factory(app[ENGINE])
+        bots = BotPool(settings.telegram_base)
+        app[SERVICES] = Services(
+            sessions=app[SESSIONS], clock=app[CLOCK], settings=settings, bots=bots
+        )
+        app[DISPATCHER] = build_dispatcher(app[SERVICES])
         yield
+        await bots.close()
         if owned:
             await app[ENGINE].dispose()
 

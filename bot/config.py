@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     http_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     secret_key: SecretStr | None = None
     log_level: str = "INFO"
+    telegram_mode: Literal["webhook", "polling", "off"] = "webhook"
     dispatch: DispatchSettings = DispatchSettings()
 
     @field_validator("database_url")

@@ -7,10 +7,19 @@ A-Z, a-z, 0-9, _ and -).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from urllib.parse import quote
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import transaction
+from bot.models import Customer, Shop
+from bot.services import Services
 from bot.signing import BadToken, Signer
+from bot.store.customers import add_customer, find_by_phone, get_customer, link_chat, record_event
+from integrations.fields import e164
 
 PURPOSE = "link"
 DEFAULT_TTL = timedelta(days=30)
@@ -39,3 +48,116 @@ def read_link_token(*, secret_key: str, token: str, now: datetime) -> tuple[int,
 def deep_link(bot_username: str | None, token: str) -> str:
     """Return the t.me link that opens the shop's bot with the token."""
     return f"https://t.me/{quote(bot_username or 'bot')}?start={token}"
+
+
+class LinkOutcome(StrEnum):
+    """What happened when a chat asked to be linked."""
+
+    LINKED = "linked"
+    ALREADY = "already_linked"
+    INVALID = "invalid"
+    EXPIRED = "expired"
+    REFUSED = "refused"
+    NOT_FOUND = "not_found"
+    NOT_OWN_CONTACT = "not_own_contact"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """The outcome and, when linked, the customer."""
+
+    outcome: LinkOutcome
+    customer: Customer | None = None
+
+
+def contact_phone_e164(phone: str, region: str | None) -> str | None:
+    """Normalize a phone Telegram shared (often digits without '+') to E.164."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if not phone.strip().startswith("+") and len(digits) >= 11:
+        found = e164("+" + digits, None)
+        if found:
+            return found
+    return e164(phone, region)
+
+
+async def link_by_token(
+    services: Services, *, shop: Shop, chat_id: int, username: str | None, token: str
+) -> LinkResult:
+    """Link the chat to the customer the deep-link token names, recording opt-in consent."""
+    now = services.clock.now()
+    try:
+        shop_id, customer_id = read_link_token(
+            secret_key=services.secret_key, token=token, now=now
+        )
+    except ExpiredToken:
+        return LinkResult(LinkOutcome.EXPIRED)
+    except BadToken:
+        return LinkResult(LinkOutcome.INVALID)
+    if shop_id != shop.id:
+        return LinkResult(LinkOutcome.INVALID)
+    async with transaction(services.sessions) as session:
+        customer = await get_customer(session=session, shop_id=shop.id, customer_id=customer_id)
+        if customer is None:
+            return LinkResult(LinkOutcome.INVALID)
+        return await _link(session, customer, chat_id, username, "deep_link", now)
+
+
+async def link_by_phone(
+    services: Services,
+    *,
+    shop: Shop,
+    chat_id: int,
+    username: str | None,
+    phone: str,
+    first_name: str | None,
+    last_name: str | None,
+) -> LinkResult:
+    """Link the chat to the shop's customer with this phone, or to a new profile with it."""
+    now = services.clock.now()
+    normalized = contact_phone_e164(phone, shop.country)
+    if normalized is None:
+        return LinkResult(LinkOutcome.NOT_FOUND)
+    async with transaction(services.sessions) as session:
+        customer = await find_by_phone(session=session, shop_id=shop.id, phone=normalized)
+        if customer is None:
+            customer = await add_customer(
+                session=session,
+                shop_id=shop.id,
+                now=now,
+                phone=normalized,
+                first_name=first_name,
+                last_name=last_name,
+            )
+        return await _link(session, customer, chat_id, username, "phone", now)
+
+
+async def _link(
+    session: AsyncSession,
+    customer: Customer,
+    chat_id: int,
+    username: str | None,
+    source: str,
+    now: datetime,
+) -> LinkResult:
+    if customer.redacted_hash is not None:
+        return LinkResult(LinkOutcome.REFUSED)
+    changed = await link_chat(
+        session=session,
+        customer=customer,
+        chat_id=chat_id,
+        username=username,
+        source=source,
+        now=now,
+    )
+    if not changed:
+        return LinkResult(LinkOutcome.ALREADY, customer)
+    await record_event(
+        session=session,
+        shop_id=customer.shop_id,
+        customer_id=customer.id,
+        type="telegram_linked",
+        source=source,
+        occurred_at=now,
+        payload={"chat_id": chat_id},
+    )
+    return LinkResult(LinkOutcome.LINKED, customer)

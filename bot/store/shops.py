@@ -72,6 +72,11 @@ async def list_shops(*, session: AsyncSession) -> list[Shop]:
     return list((await session.scalars(select(Shop).order_by(Shop.id))).all())
 
 
+async def find_shop_by_bot_token(*, session: AsyncSession, token: str) -> Shop | None:
+    """Return the shop whose bot has this token."""
+    return (await session.scalars(select(Shop).where(Shop.bot_token == token))).first()
+
+
 async def list_shops_with_bots(*, session: AsyncSession) -> list[Shop]:
     """Return the shops that have a bot token."""
     query = select(Shop).where(Shop.bot_token.is_not(None)).order_by(Shop.id)  # type: ignore[union-attr]

@@ -1,0 +1,49 @@
+"""The outer middleware that gives every handler its shop, customer and locale."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.types import Chat, TelegramObject, User
+
+from bot.i18n import get_i18n, resolve_locale
+from bot.models import Shop
+from bot.services import Services
+from bot.store.customers import find_by_chat
+from bot.store.shops import find_shop_by_bot_token
+from bot.telegram import replying
+
+
+class ProfileContext(BaseMiddleware):
+    """Resolve the shop (from the webhook route or the bot token), the linked customer, locale."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        services: Services = data["services"]
+        bot: Bot = data["bot"]
+        user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        async with services.sessions() as session:
+            shop: Shop | None = data.get("shop") or await find_shop_by_bot_token(
+                session=session, token=bot.token
+            )
+            if shop is None:
+                return None
+            customer = None
+            if chat is not None and chat.type == "private":
+                customer = await find_by_chat(session=session, shop_id=shop.id, chat_id=chat.id)
+        locale = resolve_locale(
+            customer.locale if customer else None,
+            user.language_code if user else None,
+            shop.default_locale,
+        )
+        data.update(shop=shop, customer=customer, locale=locale)
+        i18n = get_i18n()
+        with i18n.context(), i18n.use_locale(locale), replying():
+            return await handler(event, data)
