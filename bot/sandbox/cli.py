@@ -1,0 +1,66 @@
+"""`nudge sandbox`: run the Telegram Bot API sandbox until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import click
+
+from bot.sandbox.limits import Limits
+from bot.sandbox.server import Sandbox
+
+
+def parse_bot(spec: str) -> tuple[str, str | None]:
+    """Split `TOKEN[:username]` (a token is `<digits>:<secret>`) into token and username."""
+    parts = spec.split(":")
+    if len(parts) < 2 or not parts[0].isdigit() or not parts[1]:
+        raise click.BadParameter(f"{spec!r} is not TOKEN[:username], e.g. 123456:ABC:shop_bot")
+    if len(parts) == 2:
+        return spec, None
+    return ":".join(parts[:2]), ":".join(parts[2:]) or None
+
+
+async def serve(host: str, port: int, sandbox: Sandbox) -> None:
+    """Serve the sandbox until SIGINT/SIGTERM."""
+    base_url = await sandbox.start(host, port)
+    click.echo(f"Telegram Bot API sandbox at {base_url}", err=False)
+    for world in sandbox.bots.values():
+        click.echo(f"  bot @{world.username}: {base_url}/bot<token>/getMe")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+
+
+@click.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8081, show_default=True, type=int, help="Port (0 = any free).")
+@click.option("--no-limits", is_flag=True, help="Switch flood control off (for benchmarks).")
+@click.option(
+    "--bot",
+    "bots",
+    multiple=True,
+    metavar="TOKEN[:username]",
+    help="Register a bot token; repeatable. Unknown tokens get 401 unless --auto-register.",
+)
+@click.option(
+    "--auto-register",
+    is_flag=True,
+    help="Accept any token shaped <digits>:<chars> and register it on first use.",
+)
+def sandbox(
+    host: str, port: int, no_limits: bool, bots: tuple[str, ...], auto_register: bool
+) -> None:
+    """Run the Telegram Bot API sandbox and print its base URL."""
+    instance = Sandbox(limits=Limits.off() if no_limits else None, auto_register=auto_register)
+    for spec in bots:
+        token, username = parse_bot(spec)
+        instance.add_bot(token, username=username)
+    asyncio.run(serve(host, port, instance))
