@@ -8,13 +8,17 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import features
 from bot.bots import build_dispatcher, telegram_updates
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine, session_factory
+from bot.delivery.courier import courier_context
+from bot.flows.birthday import birthday_scheduler
+from bot.inbox_worker import inbox_worker
 from bot.services import Services
 from bot.telegram import BotPool
-from bot.web import health, telegram
+from bot.web import health, hooks, redirect, storefront, telegram
 from bot.web.keys import CLOCK, DISPATCHER, ENGINE, SERVICES, SESSIONS, SETTINGS
 
 CleanupContext = Callable[[web.Application], Any]
@@ -32,15 +36,24 @@ def build_app(
     `workers=False` leaves out the background loops (inbox worker, outbox dispatcher) so tests
     and the demo can drive them step by step; Telegram updates flow either way.
     """
+    features.load()
     app = web.Application(client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app.cleanup_ctx.append(_resources(engine))
     app.add_routes(health.routes)
     app.add_routes(telegram.routes)
+    app.add_routes(redirect.routes)
+    app.add_routes(hooks.routes)
+    app.add_routes(storefront.routes)
+    app.cleanup_ctx.append(hooks.intake_context)
+    app.cleanup_ctx.append(storefront.storefront_context)
     app.cleanup_ctx.append(telegram_updates)
     if workers:
-        pass  # background loops (inbox worker, outbox dispatcher) are appended here
+        # background loops (inbox worker, outbox dispatcher) are appended here
+        app.cleanup_ctx.append(inbox_worker)
+        app.cleanup_ctx.append(courier_context)
+        app.cleanup_ctx.append(birthday_scheduler)
     return app
 
 

@@ -16,14 +16,18 @@ from aiohttp import web
 from bot.handlers import routers
 from bot.handlers.context import ProfileContext
 from bot.services import Services
+from bot.store.fsm import build_storage
 from bot.store.shops import list_shops_with_bots
 
 log = logging.getLogger(__name__)
 
 
 def build_dispatcher(services: Services) -> Dispatcher:
-    """Build the dispatcher with the profile middleware and every router."""
-    dispatcher = Dispatcher(services=services)
+    """Build the dispatcher with the profile middleware, every router and FSM storage."""
+    storage = build_storage(
+        services.sessions, services.clock, redis_url=services.settings.redis_url
+    )
+    dispatcher = Dispatcher(storage=storage, services=services)
     dispatcher.update.outer_middleware(ProfileContext())
     dispatcher.include_routers(*routers())
     return dispatcher
@@ -86,3 +90,4 @@ async def telegram_updates(app: web.Application) -> AsyncIterator[None]:
         polling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await polling
+    await dispatcher.storage.close()

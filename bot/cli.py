@@ -48,6 +48,7 @@ def settings_from(ctx: click.Context) -> Settings:
             level=obj["settings"].log_level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     return obj["settings"]
 
 
@@ -59,11 +60,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise UsageProblem(str(exc)) from None
 
 
-async def with_database(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Open the database (failing clearly when unreachable), run work with sessions, close."""
+async def with_database(
+    settings: Settings, work: Callable[[Any], Awaitable[T]], *, migrated: bool = True
+) -> T:
+    """Open the database (failing clearly when unreachable or not migrated), run work, close."""
+    from bot.migrate import check_schema
+
     engine = create_engine(settings.database_url)
     try:
         await check_database(engine)
+        if migrated:
+            await check_schema(engine)
         return await work(session_factory(engine))
     finally:
         await engine.dispose()
@@ -103,7 +110,7 @@ def db_upgrade(ctx: click.Context, revision: str, as_json: bool) -> None:
     from bot.migrate import upgrade
 
     settings = settings_from(ctx)
-    run(with_database(settings, _noop))
+    run(with_database(settings, _noop, migrated=False))
     upgrade(settings.database_url, revision)
     where = _safe_url(settings.database_url)
     emit(
@@ -139,9 +146,11 @@ def serve(ctx: click.Context, migrate: bool, host: str | None, port: int | None)
     from bot.migrate import upgrade
 
     settings = settings_from(ctx)
-    run(with_database(settings, _noop))
+    run(with_database(settings, _noop, migrated=False))
     if migrate:
         upgrade(settings.database_url)
+    else:
+        run(with_database(settings, _noop))
     app = build_app(settings)
     host = host or settings.http_host
     port = settings.http_port if port is None else port
@@ -153,8 +162,11 @@ def serve(ctx: click.Context, migrate: bool, host: str | None, port: int | None)
 @click.option("--locale", type=click.Choice(["en", "ru", "uk", "pl"]), default="ru")
 @click.pass_context
 def demo(ctx: click.Context, locale: str) -> None:
-    """Run the service on the embedded SQLite default (the full story demo comes later)."""
-    ctx.invoke(serve, migrate=True, host=None, port=None)
+    """Play the abandoned-cart story against the Telegram sandbox and print the transcript."""
+    from bot.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run_demo(locale))
 
 
 # --------------------------------------------------------------------------- shop
@@ -207,6 +219,11 @@ def _print_shop(record: dict[str, Any]) -> None:
 @click.option("--country", default=None, help="ISO 3166 code; phone numbers default to it.")
 @click.option("--locale", default="en", show_default=True)
 @click.option("--timezone", default="UTC", show_default=True)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="The key the platform signs with (Shopify: the app's client secret); default: new.",
+)
 @json_option
 @click.pass_context
 def shop_add(
@@ -219,6 +236,7 @@ def shop_add(
     country: str | None,
     locale: str,
     timezone: str,
+    webhook_secret: str | None,
     as_json: bool,
 ) -> None:
     """Connect a shop and print its webhook URL and secret."""
@@ -248,13 +266,29 @@ def shop_add(
                 platform=platform,
                 bot_token=bot_token,
                 bot_username=bot_username,
+                webhook_secret=webhook_secret,
                 now=datetime.now(UTC),
                 **values,
             )
             return shop_record(settings, item)
 
     record = run(with_database(settings, work))
-    emit(as_json, record, lambda: _print_shop(record))
+    record["topics"] = _subscribe_topics(platform)
+    emit(as_json, record, lambda: _print_shop_and_topics(record))
+
+
+def _subscribe_topics(platform: str) -> list[str]:
+    from integrations import ADAPTERS
+
+    adapter = ADAPTERS[platform]
+    return [*adapter.subscribe_topics, *getattr(adapter, "compliance_topics", ())]
+
+
+def _print_shop_and_topics(record: dict[str, Any]) -> None:
+    _print_shop({key: value for key, value in record.items() if key != "topics"})
+    click.echo(f"subscribe these webhook topics (to {record['webhook_url']}):")
+    for topic in record["topics"]:
+        click.echo(f"  {topic}")
 
 
 def _looks_like_bot_token(token: str) -> bool:
@@ -345,11 +379,23 @@ def shop_set(
 
 
 def _register_optional_commands() -> None:
-    try:
-        from bot.sandbox.cli import sandbox
-    except ImportError:  # the sandbox ships with nudge; only a broken install lacks it
-        return
+    """Attach the command groups that live beside the features they drive."""
+    from bot.sandbox.cli import sandbox
+
     cli.add_command(sandbox)
+    from bot.offers_cli import codes, report
+
+    cli.add_command(codes)
+    cli.add_command(report)
+    from bot.delivery.cli import register as register_delivery
+
+    register_delivery(cli)
+    from bot.ingest_cli import register_ingest_commands
+
+    register_ingest_commands(cli)
+    from bot.surveys_cli import register_survey_commands
+
+    register_survey_commands(cli)
 
 
 _register_optional_commands()
@@ -361,7 +407,3 @@ def main() -> None:
         cli(standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

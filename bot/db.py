@@ -66,8 +66,8 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / MONEY_SCALE).quantize(Decimal("0.0001")).normalize()
-        return Decimal(value).normalize()
+            return (Decimal(int(value)) / MONEY_SCALE).quantize(Decimal("0.0001"))
+        return Decimal(value).quantize(Decimal("0.0001"))
 
 
 # An id column that is BIGINT on PostgreSQL and INTEGER (the rowid alias) on SQLite.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -89,6 +90,11 @@ def resolve_locale(
 _MIN_GROUPING_DIGITS = {"pl": 2}
 
 
+# CLDR's currencySpacing, which Babel does not apply either: a currency code written next to a
+# digit gets a no-break space (UAH 2,231.00, not UAH2,231.00).
+_CURRENCY_SPACING = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+
+
 def _grouped(value: Decimal, locale: str) -> bool:
     digits = _MIN_GROUPING_DIGITS.get(locale.split("_")[0], 1)
     return abs(value) >= Decimal(10) ** (2 + digits)
@@ -97,7 +103,8 @@ def _grouped(value: Decimal, locale: str) -> bool:
 def format_money(amount: Decimal | int | float, currency: str, locale: str) -> str:
     """Format an amount in a currency the way the locale writes it (1 234,50 ₴; 1234,50 zł)."""
     value = Decimal(str(amount))
-    return format_currency(value, currency, locale=locale, group_separator=_grouped(value, locale))
+    text = format_currency(value, currency, locale=locale, group_separator=_grouped(value, locale))
+    return _CURRENCY_SPACING.sub("\xa0", text)
 
 
 def format_number(value: Decimal | int | float, locale: str) -> str:

@@ -151,6 +151,7 @@ async def _link(
     )
     if not changed:
         return LinkResult(LinkOutcome.ALREADY, customer)
+    await _remind_about_open_cart(session, customer, now)
     await record_event(
         session=session,
         shop_id=customer.shop_id,
@@ -161,3 +162,14 @@ async def _link(
         payload={"chat_id": chat_id},
     )
     return LinkResult(LinkOutcome.LINKED, customer)
+
+
+async def _remind_about_open_cart(
+    session: AsyncSession, customer: Customer, now: datetime
+) -> None:
+    """A visitor who links from the cart page expects a reminder about that cart."""
+    from bot.flows.abandoned_cart import plan_for_linked_customer
+
+    shop = await session.get(Shop, customer.shop_id)
+    if shop is not None:
+        await plan_for_linked_customer(session=session, shop=shop, customer=customer, now=now)

@@ -47,3 +47,30 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
     """Migrate from inside a running event loop without blocking it."""
     await asyncio.to_thread(upgrade, database_url, revision)
+
+
+def head_revision() -> str | None:
+    """Return the newest revision the shipped migrations know."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def check_schema(engine: AsyncEngine) -> None:
+    """Raise ConfigError unless the database is migrated to the shipped head revision."""
+    from alembic.migration import MigrationContext
+
+    from bot.config import ConfigError
+
+    def current(connection: object) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()  # type: ignore[arg-type]
+
+    async with engine.connect() as conn:
+        revision = await conn.run_sync(current)
+    head = head_revision()
+    if revision != head:
+        state = "empty" if revision is None else f"at {revision}, code expects {head}"
+        raise ConfigError(
+            f"NUDGE_DATABASE_URL: the database schema is {state}; run `nudge db upgrade` "
+            "(or `nudge serve --migrate`)"
+        )

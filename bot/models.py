@@ -94,6 +94,7 @@ class Shop(SQLModel, table=True):
     webhook_secret: str = Field(max_length=128)
     settings: dict[str, Any] = _json()
     last_delivery_at: datetime | None = _ts()
+    uninstalled_at: datetime | None = _ts()
     created_at: datetime = _ts(nullable=False)
 
 
@@ -106,6 +107,7 @@ class Customer(SQLModel, table=True):
         Index("uq_customers_shop_chat", "shop_id", "telegram_chat_id", unique=True),
         Index("ix_customers_shop_email", "shop_id", "email"),
         Index("ix_customers_shop_phone", "shop_id", "phone"),
+        Index("ix_customers_shop_redacted", "shop_id", "redacted_hash"),
     )
 
     id: int | None = _id()
@@ -242,6 +244,7 @@ class Order(SQLModel, table=True):
     total: Decimal | None = Field(default=None, sa_type=Money)
     currency: str | None = Field(default=None, max_length=3)
     discount_codes: list[str] = _json(list)
+    attributed_outbox_id: int | None = Field(default=None, sa_type=BigId)
     placed_at: datetime = _ts(nullable=False)
     platform_updated_at: datetime | None = _ts()
     updated_at: datetime = _ts(nullable=False)
@@ -351,7 +354,8 @@ class Outbox(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("uq_outbox_shop_dedupe", "shop_id", "dedupe_key", unique=True),
-        Index("ix_outbox_due", "state", "priority", "due_at"),
+        # the claim walks scheduled rows by lane then due_at, filtering next_attempt_at in-index
+        Index("ix_outbox_due", "state", "priority", "due_at", "next_attempt_at"),
         Index("ix_outbox_customer_state", "shop_id", "customer_id", "state"),
         Index("ix_outbox_customer_topic", "shop_id", "customer_id", "topic"),
     )
@@ -379,28 +383,101 @@ class Outbox(SQLModel, table=True):
     telegram_message_id: int | None = Field(default=None, sa_type=BigInteger)
     sent_at: datetime | None = _ts()
     variant: str | None = Field(default=None, max_length=16)
+    claimed_at: datetime | None = _ts()
+    at_least_once: bool = False
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 
 
-__all__ = [
-    "LANE_PRIORITY",
-    "Cart",
-    "CartItem",
-    "CartStatus",
-    "Consent",
-    "Customer",
-    "CustomerEvent",
-    "Exclusion",
-    "Inbox",
-    "InboxState",
-    "Lane",
-    "Order",
-    "OrderItem",
-    "OrderStatus",
-    "Outbox",
-    "OutboxState",
-    "Platform",
-    "Product",
-    "Shop",
-]
+class PromoPool(SQLModel, table=True):
+    """A shop's named set of promo codes: imported from CSV, or generated from a pattern."""
+
+    __tablename__ = "promo_pools"
+    __table_args__ = (Index("uq_promo_pools_shop_name", "shop_id", "name", unique=True),)
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    name: str = Field(max_length=64)
+    pattern: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(nullable=False)
+
+
+class PromoCode(SQLModel, table=True):
+    """One code; issued to one customer at most."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (
+        Index("uq_promo_codes_shop_code", "shop_id", "code", unique=True),
+        Index("ix_promo_codes_pool_customer", "pool_id", "customer_id"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    pool_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="promo_pools.id",
+        ondelete="CASCADE",
+    )
+    code: str = Field(max_length=64)
+    customer_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="customers.id", ondelete="SET NULL"
+    )
+    outbox_id: int | None = Field(default=None, sa_type=BigId)
+    issued_at: datetime | None = _ts()
+    created_at: datetime = _ts(nullable=False)
+
+
+class Click(SQLModel, table=True):
+    """A tap on a tracked link in a message (through GET /r/{token})."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index("ix_clicks_customer_time", "shop_id", "customer_id", "clicked_at"),)
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    outbox_id: int = Field(sa_type=BigId, index=True)
+    customer_id: int | None = Field(default=None, sa_type=BigId)
+    target: str = Field(max_length=32)
+    clicked_at: datetime = _ts(nullable=False)
+
+
+# Surveys, NPS and support read a shop's events by type and time.
+Index(
+    "ix_events_shop_type_time",
+    CustomerEvent.__table__.c.shop_id,  # type: ignore[attr-defined]
+    CustomerEvent.__table__.c.type,  # type: ignore[attr-defined]
+    CustomerEvent.__table__.c.occurred_at,  # type: ignore[attr-defined]
+)
+
+
+class Survey(SQLModel, table=True):
+    """A shop-defined single question whose answer is written to a profile attribute."""
+
+    __tablename__ = "surveys"
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    question: str = Field(max_length=1000)
+    attribute: str = Field(max_length=64)
+    choices: list[str] = _json(list)
+    created_at: datetime = _ts(nullable=False)
+
+
+class FsmRecord(SQLModel, table=True):
+    """An aiogram FSM state and data for one bot/chat/user key; gone after `expires_at`.
+
+    Keyed by the bot (whose token belongs to one shop), not by shop_id: the storage only sees
+    aiogram's StorageKey.
+    """
+
+    __tablename__ = "fsm_states"
+
+    key: str = Field(primary_key=True, max_length=255)
+    bot_id: int = Field(sa_type=BigInteger)
+    chat_id: int = Field(sa_type=BigInteger)
+    user_id: int = Field(sa_type=BigInteger)
+    state: str | None = Field(default=None, max_length=255)
+    data: dict[str, Any] = _json()
+    expires_at: datetime = _ts(nullable=False, index=True)
+    updated_at: datetime = _ts(nullable=False)

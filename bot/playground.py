@@ -11,9 +11,11 @@ async with Playground(database_url) as pg:
 from __future__ import annotations
 
 import socket
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -106,7 +108,8 @@ class Playground:
         """Create a shop with its own sandbox bot and point the bot's webhook here."""
         self._next_bot += 1
         token = f"{7000000000 + self._next_bot}:AAplayground{self._next_bot:04d}secrettoken"
-        username = fields.pop("bot_username", f"{name.lower().replace(' ', '_')}_bot")
+        slug = "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum()) or "shop"
+        username = fields.pop("bot_username", f"{slug}_bot")
         self.sandbox.add_bot(token, username=username, first_name=name)
         async with transaction(self.services.sessions) as session:
             shop = await create_shop(
@@ -144,3 +147,72 @@ class Playground:
     async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until every bot has handled every update and gone quiet."""
         await self.sandbox.wait_idle(timeout=timeout)
+
+    # ----------------------------------------------------------- driving the workers
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the service's clock forward (the Playground's clock must be a ManualClock)."""
+        assert isinstance(self.clock, ManualClock), "advance() needs a ManualClock"
+        self.clock.advance(delta)
+
+    async def deliver_webhook(
+        self,
+        shop: Shop,
+        topic: str,
+        payload: dict[str, Any] | bytes,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> int:
+        """POST a shop platform's webhook, signed with the shop's secret, as the platform would."""
+        import base64
+        import hashlib
+        import hmac
+        import json
+        import uuid
+
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        digest = hmac.new(shop.webhook_secret.encode(), body, hashlib.sha256).digest()
+        if shop.platform == "shopify":
+            sent = {
+                "X-Shopify-Topic": topic,
+                "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+                "X-Shopify-Event-Id": str(uuid.uuid4()),
+                "X-Shopify-Shop-Domain": "shop.example.com",
+            }
+        elif shop.platform == "woocommerce":
+            sent = {
+                "X-WC-Webhook-Topic": topic,
+                "X-WC-Webhook-Signature": base64.b64encode(digest).decode(),
+            }
+        else:
+            sent = {"X-Nudge-Topic": topic, "X-Nudge-Signature": "sha256=" + digest.hex()}
+        sent.update({"Content-Type": "application/json", **(headers or {})})
+        url = f"{self.settings.public_base}/hooks/{shop.platform}/{shop.id}"
+        async with aiohttp.ClientSession() as http, http.post(url, data=body, headers=sent) as r:
+            await r.read()
+            return r.status
+
+    async def process_inbox(self) -> int:
+        """Apply every stored webhook delivery that is due; return how many were handled."""
+        from bot.inbox_worker import InboxWorker
+
+        report = await InboxWorker(self.services.sessions, self.clock).run_until_idle()
+        return report.handled
+
+    async def dispatch(self) -> dict[str, Any]:
+        """Send every outbox row due now through the rate-limited channel; return the counts."""
+        from bot.delivery.channels.telegram import TelegramChannel
+        from bot.delivery.courier import Courier
+        from bot.delivery.limiter import SlidingWindowLimiter
+
+        dispatch = self.settings.dispatch
+        limiter = SlidingWindowLimiter(dispatch.rate_per_second, dispatch.per_chat_per_second)
+        courier = Courier(
+            sessions=self.services.sessions,
+            channel=TelegramChannel(self.services.bots, limiter),
+            clock=self.clock,
+            settings=self.settings,
+        )
+        counts = await courier.drain()
+        await self.settle()
+        return counts.as_dict()

@@ -61,6 +61,23 @@ ClockTime = Annotated[
 ]
 
 
+def _parse_origins(value: Any) -> list[str]:
+    """Read web origins from a list or "https://a.example, https://b.example"."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    origins = []
+    for item in items:
+        origin = str(item).strip().rstrip("/").lower()
+        if not origin:
+            continue
+        if not re.fullmatch(r"https?://[a-z0-9.-]+(:\d{1,5})?", origin):
+            raise ValueError(f"not a web origin: {item!r} (use e.g. https://shop.example.com)")
+        origins.append(origin)
+    return origins
+
+
+Origins = Annotated[list[str], BeforeValidator(_parse_origins)]
+
+
 class ShopSettings(BaseModel):
     """What a shop owner can tune with `nudge shop set ID key=value`."""
 
@@ -84,10 +101,13 @@ class ShopSettings(BaseModel):
     nps_delay: Duration = timedelta(days=7)
     nps_enabled: bool = False
     review_url: str | None = None
+    loyalty_url: str | None = None
     birthday_survey_after_first_order: bool = False
+    birthday_survey_with_followup: bool = False
     birthday_days_before: int = Field(default=0, ge=0, le=30)
     birthday_pool: str = "birthday"
     support_chat_id: int | None = None
+    storefront_origins: Origins = []
 
 
 class SettingError(ValueError):

@@ -143,3 +143,20 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 def clock() -> ManualClock:
     """A clock that moves only when the test says so."""
     return ManualClock()
+
+
+@pytest.fixture
+async def cli_database(database: Database) -> Database:
+    """The test database stamped at the shipped head revision, as `nudge` commands expect."""
+    from alembic import command
+
+    from bot.migrate import alembic_config
+
+    def stamp(connection: object) -> None:
+        config = alembic_config(database.url)
+        config.attributes["connection"] = connection
+        command.stamp(config, "head")
+
+    async with database.engine.begin() as conn:
+        await conn.run_sync(stamp)
+    return database

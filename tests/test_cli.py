@@ -17,17 +17,17 @@ from click.testing import CliRunner
 
 from bot.cli import cli
 
-NUDGE = [sys.executable, "-m", "bot.cli"]
+NUDGE = [sys.executable, "-m", "bot"]
 
 
 @pytest.fixture
-def env(database, monkeypatch, tmp_path):
+def env(cli_database, monkeypatch, tmp_path):
     """Point the CLI at the test's database."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("NUDGE_DATABASE_URL", database.url)
+    monkeypatch.setenv("NUDGE_DATABASE_URL", cli_database.url)
     monkeypatch.setenv("NUDGE_SECRET_KEY", "test-secret-key-0123456789")
     monkeypatch.setenv("NUDGE_PUBLIC_URL", "https://nudge.example.com/")
-    return database
+    return cli_database
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+IGNORED = shutil.ignore_patterns(
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "*.db",
+    "*.db-*",
+    "tests",
+    "bench",
+)
 
 PROBE = """
 import bot, pathlib, sys
@@ -24,6 +40,8 @@ with locale_scope("uk"):
 
 
 def test_wheel_carries_migrations_and_compiled_catalogs(tmp_path):
+    source = tmp_path / "src"  # a copy, so no stale build/ directory of the checkout leaks in
+    shutil.copytree(ROOT, source, ignore=IGNORED)
     subprocess.run(
         [
             sys.executable,
@@ -34,7 +52,7 @@ def test_wheel_carries_migrations_and_compiled_catalogs(tmp_path):
             "-q",
             "-w",
             str(tmp_path / "dist"),
-            str(ROOT),
+            str(source),
         ],
         check=True,
         capture_output=True,

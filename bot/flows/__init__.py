@@ -44,5 +44,8 @@ def on(*event_types: type) -> Callable[[FlowHandler], FlowHandler]:
 
 async def run_flows(context: FlowContext, event: Any) -> None:
     """Run every flow registered for the event's type, in registration order."""
+    from bot import features
+
+    features.load()  # idempotent; the inbox worker may run without the web app
     for handler in _HANDLERS.get(type(event), ()):
         await handler(context, event)

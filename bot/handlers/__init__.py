@@ -11,6 +11,12 @@ from aiogram import Router
 
 def routers() -> list[Router]:
     """Return fresh routers for one dispatcher, in order; earlier ones win."""
-    from bot.handlers import start
+    from bot.handlers import offers, replies, settings, start, surveys
 
-    return [start.build_router()]
+    return [
+        start.build_router(),
+        offers.build_router(),
+        settings.build_router(),
+        surveys.build_router(),
+        replies.build_router(),  # free text goes to support: always last
+    ]

@@ -6,9 +6,11 @@ from aiogram import F, Router
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import Message
 
+from bot.handlers.settings import ask_to_resubscribe
 from bot.linking import LinkOutcome, link_by_phone, link_by_token
 from bot.messages import linking as texts
 from bot.models import Customer, Shop
+from bot.preferences import is_opted_out
 from bot.services import Services
 
 
@@ -23,10 +25,17 @@ def build_router() -> Router:
 
 
 async def start_with_token(
-    message: Message, command: CommandObject, shop: Shop, services: Services
+    message: Message,
+    command: CommandObject,
+    shop: Shop,
+    services: Services,
+    customer: Customer | None = None,
 ) -> None:
-    """Link the chat to the customer the token names."""
+    """Link the chat to the customer the token names (an unsubscribed chat confirms first)."""
     assert message.from_user is not None
+    if is_opted_out(customer):
+        await ask_to_resubscribe(message, shop)
+        return
     result = await link_by_token(
         services,
         shop=shop,
@@ -38,7 +47,10 @@ async def start_with_token(
 
 
 async def start_plain(message: Message, shop: Shop, customer: Customer | None) -> None:
-    """Greet; ask an unknown chat for its phone number."""
+    """Greet; ask an unknown chat for its phone number, an unsubscribed one to confirm."""
+    if is_opted_out(customer):
+        await ask_to_resubscribe(message, shop)
+        return
     if customer is not None and customer.consent == "opted_in":
         await message.answer(texts.already_linked(shop.name))
         return

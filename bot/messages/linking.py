@@ -27,7 +27,9 @@ def welcome(first_name: str | None, shop_name: str) -> str:
 
 def already_linked(shop_name: str) -> str:
     """Tell a returning customer their chat is already linked."""
-    return _("Welcome back! You are already subscribed to updates from {shop}.").format(shop=_safe(shop_name))
+    return _("Welcome back! You are already subscribed to updates from {shop}.").format(
+        shop=_safe(shop_name)
+    )
 
 
 def ask_for_phone(shop_name: str) -> str:

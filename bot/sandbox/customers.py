@@ -121,6 +121,21 @@ class Participant:
         if kind != "callback_data":
             return result
         result.callback_data = button["callback_data"]
+        self._send_callback(stored, result)
+        return result
+
+    async def tap_data(self, data: str, *, message_id: int) -> TapResult:
+        """Send a callback_query with any data on a bot message, as a tampered client could."""
+        stored = self.chat.live(message_id)
+        if stored is None:
+            raise LookupError(f"no message {message_id} in chat {self.chat.id}")
+        result = TapResult(button_text="", message_id=message_id, kind="callback_data")
+        result.callback_data = data
+        self._cursor = len(self.chat.order)
+        self._send_callback(stored, result)
+        return result
+
+    def _send_callback(self, stored: StoredMessage, result: TapResult) -> None:
         query_id = self.world.new_callback(result)
         instance = (self.world.id * 1_000_003 + self.chat.id) % 10**18
         self.world.enqueue(
@@ -130,10 +145,9 @@ class Participant:
                 "from": self.user,
                 "message": stored.message,
                 "chat_instance": str(instance),
-                "data": button["callback_data"],
+                "data": result.callback_data,
             },
         )
-        return result
 
     def _entries(self, thread_id: int | None, include_deleted: bool) -> list[TranscriptEntry]:
         return [

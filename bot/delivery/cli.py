@@ -1,0 +1,118 @@
+"""`nudge dispatch` (run the Courier alone) and `nudge outbox stats` (what the outbox holds)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from datetime import timedelta
+from typing import Any
+
+import click
+
+# bot.cli imports this module while it registers commands: import its helpers lazily.
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@click.command("dispatch")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+@click.option(
+    "--lease",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds after which a row left in `sending` by a stopped dispatcher becomes unknown.",
+)
+@json_option
+@click.pass_context
+def dispatch(ctx: click.Context, once: bool, lease: float, as_json: bool) -> None:
+    """Deliver the outbox to Telegram until SIGTERM (or, with --once, until nothing is due)."""
+    from bot.cli import emit, run, settings_from, with_database
+
+    settings = settings_from(ctx)
+
+    async def work(sessions: Any) -> dict[str, Any]:
+        from bot.clock import SystemClock
+        from bot.delivery.channels.telegram import TelegramChannel
+        from bot.delivery.courier import Courier
+        from bot.delivery.limiter import SlidingWindowLimiter
+        from bot.telegram import BotPool
+
+        dispatch = settings.dispatch
+        limiter = SlidingWindowLimiter(dispatch.rate_per_second, dispatch.per_chat_per_second)
+        channel = TelegramChannel(BotPool(settings.telegram_base), limiter, owns_bots=True)
+        courier = Courier(
+            sessions=sessions,
+            channel=channel,
+            clock=SystemClock(),
+            settings=settings,
+            lease=timedelta(seconds=lease),
+        )
+        try:
+            if once:
+                recovered = await courier.recover()
+                counts = await courier.drain()
+                return {"recovered_unknown": recovered.unknown, **counts.as_dict()}
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, stop.set)
+            await courier.run_forever(stop)
+            return {"stopped": True}
+        finally:
+            await channel.close()
+
+    result = run(with_database(settings, work))
+    emit(as_json, result, lambda: click.echo(_describe(result)))
+
+
+def _describe(result: dict[str, Any]) -> str:
+    if result.get("stopped"):
+        return "dispatcher stopped"
+    parts = [f"{key}={value}" for key, value in result.items() if key != "skip_reasons"]
+    reasons = result.get("skip_reasons") or {}
+    if reasons:
+        parts.append("skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())))
+    return " ".join(parts)
+
+
+@click.group("outbox")
+def outbox() -> None:
+    """Messages waiting to be sent and what became of them."""
+
+
+@outbox.command("stats")
+@click.option("--shop", "shop_id", type=int, default=None, help="Only this shop.")
+@json_option
+@click.pass_context
+def outbox_stats(ctx: click.Context, shop_id: int | None, as_json: bool) -> None:
+    """Print counts by state and skip reason, the queue depth and the oldest due lag."""
+    from bot.cli import emit, run, settings_from, with_database
+    from bot.clock import SystemClock
+    from bot.store.outbox import outbox_stats as read_stats
+
+    settings = settings_from(ctx)
+
+    async def work(sessions: Any) -> dict[str, Any]:
+        async with sessions() as session:
+            return await read_stats(session=session, now=SystemClock().now(), shop_id=shop_id)
+
+    stats = run(with_database(settings, work))
+
+    def human() -> None:
+        click.echo(f"shop: {shop_id if shop_id is not None else 'all'}")
+        for state, count in stats["states"].items():
+            click.echo(f"  {state:<10} {count}")
+        for reason, count in stats["skipped"].items():
+            click.echo(f"  skipped/{reason}: {count}")
+        click.echo(f"queue depth: {stats['queue_depth']}")
+        click.echo(f"oldest due lag: {stats['oldest_due_lag_seconds']} s")
+
+    emit(as_json, stats, human)
+
+
+def register(group: click.Group) -> None:
+    """Add `dispatch` and `outbox` to the `nudge` command."""
+    group.add_command(dispatch)
+    group.add_command(outbox)

@@ -1,0 +1,441 @@
+"""The Courier: claims due outbox rows, re-checks suppression, renders, sends, records.
+
+One cycle (`run_once`) is four short steps, whatever the backlog:
+
+1. claim a batch (`scheduled -> sending`, committed before anything is sent);
+2. read what the rules need for the whole batch at once (shops, customers, exclusions, recent
+   promos), decide each row, render the ones that go out; write skips and postponements;
+3. send concurrently through the channel, which holds the rate limits;
+4. write the outcomes with a few UPDATEs and mark customers who turned out unreachable.
+
+`run_forever` repeats it until its stop event is set, recovering rows a crashed dispatcher left
+in `sending` at start and periodically, and refreshing the queue gauges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.db import transaction
+from bot.delivery import metrics
+from bot.delivery.channels import Channel, Delivery, DeliveryStatus
+from bot.delivery.suppression import decide
+from bot.i18n import resolve_locale
+from bot.messages.render import RenderContext, Rendered, SkipMessage, UnknownKind, render_message
+from bot.models import Customer, Lane, Outbox, OutboxState, Shop
+from bot.shop_settings import ShopSettings, load_shop_settings
+from bot.store import outbox as store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE = timedelta(minutes=5)
+
+
+@dataclass
+class RunCounts:
+    """What one or more cycles did."""
+
+    claimed: int = 0
+    sent: int = 0
+    skipped: int = 0
+    postponed: int = 0
+    retried: int = 0
+    failed: int = 0
+    blocked: int = 0
+    released: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: RunCounts) -> None:
+        """Add another run's counts to these."""
+        for name in ("claimed", "sent", "skipped", "postponed", "retried", "failed", "blocked"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.released += other.released
+        for reason, count in other.skip_reasons.items():
+            self.skip_reasons[reason] = self.skip_reasons.get(reason, 0) + count
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the counts as plain data."""
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Plan:
+    row: Outbox
+    shop: Shop
+    customer: Customer
+    message: Rendered
+
+
+class Courier:
+    """Delivers the outbox: claim, suppress, render, send, record; batch after batch."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        channel: Channel,
+        clock: Clock,
+        settings: Settings,
+        batch_size: int | None = None,
+        max_attempts: int | None = None,
+        lease: timedelta = DEFAULT_LEASE,
+        retry_backoff: timedelta = timedelta(seconds=30),
+        max_backoff: timedelta = timedelta(hours=1),
+        concurrency: int = 256,
+        poll_interval: float | None = None,
+        recover_every: float = 30.0,
+        gauges_every: float = 5.0,
+    ) -> None:
+        dispatch = settings.dispatch
+        self.sessions = sessions
+        self.channel = channel
+        self.clock = clock
+        self.settings = settings
+        # A claim holds about four seconds of one bot's sends, so a stop or a more urgent
+        # transactional message never waits long behind a claimed promo batch.
+        self.batch_size = batch_size or min(
+            dispatch.batch_size, max(20, int(dispatch.rate_per_second * 4))
+        )
+        self.max_attempts = max_attempts or dispatch.max_attempts
+        self.lease = lease
+        self.retry_backoff = retry_backoff
+        self.max_backoff = max_backoff
+        self.poll_interval = poll_interval or dispatch.poll_interval
+        self.recover_every = recover_every
+        self.gauges_every = gauges_every
+        self._slots = asyncio.Semaphore(concurrency)
+        self._stopping = asyncio.Event()
+
+    # ------------------------------------------------------------------------ running
+
+    async def recover(self) -> store.Recovered:
+        """Resolve rows left in `sending` past the lease: `unknown`, or again if at least once."""
+        async with transaction(self.sessions) as session:
+            recovered = await store.recover_stale(
+                session=session,
+                now=self.clock.now(),
+                lease=self.lease,
+                max_attempts=self.max_attempts,
+            )
+        if recovered.unknown:
+            metrics.OUTBOX_UNKNOWN.inc(recovered.unknown)
+            log.warning("%d outbox rows left in sending are now unknown", recovered.unknown)
+        if recovered.requeued:
+            log.warning("%d at-least-once outbox rows scheduled again", recovered.requeued)
+        return recovered
+
+    async def refresh_gauges(self) -> store.QueueDepth:
+        """Measure the queue depth and the oldest due row's lag for the gauges."""
+        now = self.clock.now()
+        async with self.sessions() as session:
+            queue = await store.queue_depth(session=session, now=now)
+        metrics.QUEUE_DEPTH.set(queue.depth)
+        metrics.QUEUE_LAG.set(queue.lag(now))
+        return queue
+
+    async def drain(self, *, max_cycles: int | None = None) -> RunCounts:
+        """Run cycles until one finds nothing due (or `max_cycles` ran); return the totals."""
+        total = RunCounts()
+        cycles = 0
+        while max_cycles is None or cycles < max_cycles:
+            counts = await self.run_once()
+            cycles += 1
+            total.add(counts)
+            if counts.claimed == 0 or self._stopping.is_set():
+                break
+        return total
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; a batch in hand is finished or handed back first."""
+        self._stopping = stop
+        await self.recover()
+        last_recover = last_gauges = time.monotonic()
+        while not stop.is_set():
+            try:
+                counts = await self.run_once()
+            except Exception:  # keep delivering after a database hiccup; the rows are safe
+                log.exception("outbox cycle failed")
+                counts = RunCounts()
+            now = time.monotonic()
+            try:
+                if now - last_recover >= self.recover_every:
+                    last_recover = now
+                    await self.recover()
+                if now - last_gauges >= self.gauges_every:
+                    last_gauges = now
+                    await self.refresh_gauges()
+            except Exception:
+                log.exception("outbox housekeeping failed")
+            if counts.claimed < self.batch_size:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.poll_interval)
+                except TimeoutError:
+                    pass
+
+    # ---------------------------------------------------------------------- one cycle
+
+    async def run_once(self) -> RunCounts:
+        """Claim one batch of due rows, deliver it and record what happened."""
+        counts = RunCounts()
+        now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            rows = await store.claim_due(session=session, now=now, limit=self.batch_size)
+        if not rows:
+            return counts
+        counts.claimed = len(rows)
+        plans, early = await self._prepare(rows, now)
+        if early:
+            async with transaction(self.sessions) as session:
+                await store.record_outcomes(session=session, outcomes=early, now=now)
+        # One customer's rows go one after another (their chat takes one message a second
+        # anyway), so a 403 on the first skips the rest; customers are served concurrently.
+        by_customer: dict[int, list[_Plan]] = {}
+        for plan in plans:
+            by_customer.setdefault(plan.row.customer_id, []).append(plan)
+        groups = await asyncio.gather(*(self._deliver_all(g) for g in by_customer.values()))
+        results = [result for group in groups for result in group]
+        outcomes = [outcome for _, outcome, _ in results]
+        now = self.clock.now()
+        async with transaction(self.sessions) as session:
+            await store.record_outcomes(session=session, outcomes=outcomes, now=now)
+            for plan, _, delivery in results:
+                if delivery is not None and delivery.status is DeliveryStatus.UNREACHABLE:
+                    skipped = await store.mark_unreachable(
+                        session=session,
+                        shop_id=plan.shop.id,  # type: ignore[arg-type]
+                        customer_id=plan.customer.id,  # type: ignore[arg-type]
+                        now=now,
+                    )
+                    if skipped:
+                        metrics.OUTBOX_SKIPPED.labels("unreachable").inc(skipped)
+        self._count(counts, early, rows)
+        self._count(counts, outcomes, rows)
+        return counts
+
+    async def _prepare(
+        self, rows: list[Outbox], now: datetime
+    ) -> tuple[list[_Plan], list[store.Outcome]]:
+        """Decide every row of the batch; render the ones that go out now."""
+        plans: list[_Plan] = []
+        early: list[store.Outcome] = []
+        async with self.sessions() as session:
+            shops = await store.shops_by_id(session=session, shop_ids={r.shop_id for r in rows})
+            customers = await store.customers_by_id(
+                session=session, keys={(r.shop_id, r.customer_id) for r in rows}
+            )
+            excluded = await store.excluded_topics(
+                session=session,
+                keys={(r.shop_id, r.customer_id, r.topic) for r in rows if r.topic},
+            )
+            shop_settings = {
+                shop_id: load_shop_settings(s.settings) for shop_id, s in shops.items()
+            }
+            promo_customers = {r.customer_id for r in rows if r.lane == Lane.PROMO}
+            recent: dict[int, list[datetime]] = {}
+            if promo_customers:
+                longest = max(s.frequency_window for s in shop_settings.values())
+                recent = await store.recent_promo_sends(
+                    session=session,
+                    customer_ids=promo_customers,
+                    since=now - longest,
+                    exclude_ids=[r.id for r in rows if r.id is not None],
+                )
+            for row in rows:
+                shop = shops[row.shop_id]
+                customer = customers.get(row.customer_id)
+                settings = shop_settings[row.shop_id]
+                verdict = decide(
+                    row=row,
+                    customer=customer,
+                    shop=shop,
+                    settings=settings,
+                    now=now,
+                    excluded=(row.shop_id, row.customer_id, row.topic) in excluded,
+                    promo_sends=recent.get(row.customer_id, ()),
+                )
+                if verdict.until is not None:
+                    early.append(_postpone(row, verdict.until, "quiet_hours"))
+                    continue
+                if verdict.reason is not None:
+                    early.append(_skip(row, verdict.reason))
+                    continue
+                assert customer is not None
+                outcome, message = await self._render(session, row, shop, customer, settings)
+                if outcome is not None:
+                    early.append(outcome)
+                    continue
+                assert message is not None
+                if row.lane == Lane.PROMO:
+                    recent.setdefault(row.customer_id, []).append(now)
+                plans.append(_Plan(row, shop, customer, message))
+        return plans, early
+
+    async def _render(
+        self,
+        session: AsyncSession,
+        row: Outbox,
+        shop: Shop,
+        customer: Customer,
+        settings: ShopSettings,
+    ) -> tuple[store.Outcome | None, Rendered | None]:
+        ctx = RenderContext(
+            session=session,
+            shop=shop,
+            customer=customer,
+            outbox=row,
+            locale=resolve_locale(customer.locale, None, shop.default_locale),
+            clock=self.clock,
+            settings=self.settings,
+            shop_settings=settings,
+        )
+        try:
+            return None, await render_message(ctx)
+        except SkipMessage as skip:
+            return _skip(row, skip.reason), None
+        except UnknownKind as exc:
+            return _fail(row, str(exc)), None
+        except Exception as exc:  # a broken render fails its row, not the batch
+            log.exception("render of outbox row %s (%s) failed", row.id, row.kind)
+            return _fail(row, f"render failed: {type(exc).__name__}: {exc}"), None
+
+    async def _deliver_all(
+        self, plans: list[_Plan]
+    ) -> list[tuple[_Plan, store.Outcome, Delivery | None]]:
+        results: list[tuple[_Plan, store.Outcome, Delivery | None]] = []
+        unreachable = False
+        for plan in plans:
+            if unreachable:
+                results.append((plan, _skip(plan.row, "unreachable"), None))
+                continue
+            outcome, delivery = await self._deliver(plan)
+            unreachable = delivery is not None and delivery.status is DeliveryStatus.UNREACHABLE
+            results.append((plan, outcome, delivery))
+        return results
+
+    async def _deliver(self, plan: _Plan) -> tuple[store.Outcome, Delivery | None]:
+        row = plan.row
+        async with self._slots:
+            if self._stopping.is_set():
+                return _postpone(row, self.clock.now(), None), None
+            try:
+                delivery = await self.channel.send(
+                    sender=plan.shop.bot_token or "",
+                    recipient=plan.customer.telegram_chat_id or 0,
+                    message=plan.message,
+                )
+            except Exception as exc:  # a channel bug fails the row, not the batch
+                log.exception("channel %s raised", self.channel.name)
+                delivery = Delivery(DeliveryStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        now = self.clock.now()
+        lane = row.lane
+        channel = self.channel.name
+        if delivery.status is DeliveryStatus.SENT:
+            metrics.OUTBOX_SENT.labels(channel, lane).inc()
+            metrics.SEND_LAG.observe(max(0.0, (now - row.due_at).total_seconds()))
+            outcome = store.Outcome(
+                row.id,  # type: ignore[arg-type]
+                OutboxState.SENT,
+                message_id=delivery.message_id,
+                sent_at=now,
+            )
+        elif delivery.status is DeliveryStatus.UNREACHABLE:
+            metrics.OUTBOX_BLOCKED.labels(channel).inc()
+            outcome = store.Outcome(row.id, OutboxState.BLOCKED, error=delivery.error)  # type: ignore[arg-type]
+        elif delivery.status is DeliveryStatus.RETRY and row.attempts < self.max_attempts:
+            metrics.OUTBOX_RETRIED.labels(channel, lane).inc()
+            outcome = store.Outcome(
+                row.id,  # type: ignore[arg-type]
+                OutboxState.SCHEDULED,
+                error=delivery.error,
+                next_attempt_at=now + self._backoff(row.attempts),
+            )
+        else:
+            metrics.OUTBOX_FAILED.labels(channel, lane).inc()
+            outcome = store.Outcome(row.id, OutboxState.FAILED, error=delivery.error)  # type: ignore[arg-type]
+        return outcome, delivery
+
+    def _backoff(self, attempts: int) -> timedelta:
+        return min(self.max_backoff, self.retry_backoff * (2 ** max(0, attempts - 1)))
+
+    @staticmethod
+    def _count(counts: RunCounts, outcomes: list[store.Outcome], rows: list[Outbox]) -> None:
+        for outcome in outcomes:
+            if outcome.state is OutboxState.SENT:
+                counts.sent += 1
+            elif outcome.state is OutboxState.SKIPPED:
+                counts.skipped += 1
+                reason = outcome.skip_reason or "unspecified"
+                counts.skip_reasons[reason] = counts.skip_reasons.get(reason, 0) + 1
+                metrics.OUTBOX_SKIPPED.labels(reason).inc()
+            elif outcome.state is OutboxState.BLOCKED:
+                counts.blocked += 1
+            elif outcome.state is OutboxState.FAILED:
+                counts.failed += 1
+            elif outcome.release_attempt and outcome.skip_reason is None:
+                counts.released += 1
+            elif outcome.release_attempt:
+                counts.postponed += 1
+                metrics.OUTBOX_POSTPONED.labels(outcome.skip_reason).inc()
+            else:
+                counts.retried += 1
+
+
+def _skip(row: Outbox, reason: str) -> store.Outcome:
+    return store.Outcome(row.id, OutboxState.SKIPPED, skip_reason=reason)  # type: ignore[arg-type]
+
+
+def _fail(row: Outbox, error: str) -> store.Outcome:
+    metrics.OUTBOX_FAILED.labels("-", row.lane).inc()
+    return store.Outcome(row.id, OutboxState.FAILED, error=error)  # type: ignore[arg-type]
+
+
+def _postpone(row: Outbox, until: datetime, reason: str | None) -> store.Outcome:
+    """Put a row back for later without counting an attempt (quiet hours, a stop)."""
+    return store.Outcome(
+        row.id,  # type: ignore[arg-type]
+        OutboxState.SCHEDULED,
+        skip_reason=reason,
+        next_attempt_at=until,
+        release_attempt=True,
+    )
+
+
+# ------------------------------------------------------------------------ in the service
+
+
+async def courier_context(app: web.Application) -> AsyncIterator[None]:
+    """Run the Courier beside the web app: started on startup, stopped gracefully on cleanup."""
+    from bot.delivery.channels.telegram import TelegramChannel
+    from bot.delivery.limiter import SlidingWindowLimiter
+    from bot.web.keys import SERVICES
+
+    services = app[SERVICES]
+    dispatch = services.settings.dispatch
+    limiter = SlidingWindowLimiter(dispatch.rate_per_second, dispatch.per_chat_per_second)
+    courier = Courier(
+        sessions=services.sessions,
+        channel=TelegramChannel(services.bots, limiter),
+        clock=services.clock,
+        settings=services.settings,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(courier.run_forever(stop), name="nudge-courier")
+    yield
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=30)
+    except TimeoutError:
+        log.error("the courier did not stop within 30 s; rows in flight become unknown")
+
+
+__all__ = ["DEFAULT_LEASE", "Courier", "RunCounts", "courier_context"]

@@ -1,0 +1,135 @@
+"""Send-rate limits per bot: a global rate, a per-chat rate, and the pause after a 429.
+
+`RateLimiter` is the interface the channel uses; `SlidingWindowLimiter` is the in-process
+implementation. A Redis-backed one (a sorted set of grant times per bot, a key per chat, a key
+holding the pause deadline) can replace it to share limits between several dispatchers.
+
+The guarantee is strict: in any window of `window` seconds at most `rate` sends of one bot are
+granted, and two sends to one chat are at least `1 / per_chat + margin` seconds apart. The
+window is one second plus a small margin by default, so that network jitter between here and
+Telegram cannot squeeze one more send into a one-second window on their side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from typing import Protocol
+
+DEFAULT_MARGIN = 0.05
+
+
+class RateLimiter(Protocol):
+    """Decides when a bot may send to a chat."""
+
+    async def acquire(self, bot: Hashable, chat: Hashable) -> None:
+        """Wait until `bot` may send one message to `chat`, then count it."""
+        ...
+
+    def pause(self, bot: Hashable, seconds: float) -> None:
+        """Stop every send of `bot` for `seconds` (Telegram answered 429 retry_after)."""
+        ...
+
+
+class _BotState:
+    __slots__ = ("chats", "grants", "lock", "paused_until", "since_prune")
+
+    def __init__(self) -> None:
+        self.grants: deque[float] = deque()
+        self.chats: dict[Hashable, float] = {}
+        self.lock = asyncio.Lock()
+        self.paused_until = 0.0
+        self.since_prune = 0
+
+
+class SlidingWindowLimiter:
+    """In-process limiter: a sliding window of grant times per bot, a spacing per chat."""
+
+    def __init__(
+        self,
+        rate: float,
+        per_chat: float | None = 1.0,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        window: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.window = window + margin
+        # A fractional rate (0.5/s) means one send per 2 s: the window grows, the count stays 1.
+        self._count = max(1, int(rate * window))
+        if rate * window < 1:
+            self.window = window / rate + margin
+        self.chat_spacing = (1.0 / per_chat + margin) if per_chat else 0.0
+        self._now = monotonic
+        self._bots: dict[Hashable, _BotState] = {}
+
+    def _state(self, bot: Hashable) -> _BotState:
+        state = self._bots.get(bot)
+        if state is None:
+            state = self._bots[bot] = _BotState()
+        return state
+
+    def pause(self, bot: Hashable, seconds: float) -> None:
+        """Stop every send of `bot` for `seconds` from now (extending, never shortening)."""
+        state = self._state(bot)
+        state.paused_until = max(state.paused_until, self._now() + max(0.0, seconds))
+
+    def paused_for(self, bot: Hashable) -> float:
+        """Return how many seconds `bot` stays paused (0 when it may send)."""
+        state = self._bots.get(bot)
+        return max(0.0, state.paused_until - self._now()) if state else 0.0
+
+    async def acquire(self, bot: Hashable, chat: Hashable) -> None:
+        """Wait for the pause, the bot's window and the chat's spacing; then count the send."""
+        state = self._state(bot)
+        while True:
+            chat_wait = self._chat_wait(state, chat)
+            if chat_wait > 0:
+                await asyncio.sleep(chat_wait)
+            async with state.lock:  # FIFO: waiters are served in arrival order
+                while True:
+                    now = self._now()
+                    wait = max(state.paused_until - now, self._window_wait(state, now))
+                    if wait <= 0:
+                        break
+                    await asyncio.sleep(wait)
+                if self._chat_wait(state, chat) > 0:  # another send to this chat went first
+                    continue
+                now = self._now()
+                state.grants.append(now)
+                if self.chat_spacing:
+                    state.chats[chat] = now
+                    self._prune(state, now)
+                return
+
+    def _window_wait(self, state: _BotState, now: float) -> float:
+        grants = state.grants
+        while grants and grants[0] <= now - self.window:
+            grants.popleft()
+        if len(grants) < self._count:
+            return 0.0
+        return grants[0] + self.window - now
+
+    def _chat_wait(self, state: _BotState, chat: Hashable) -> float:
+        if not self.chat_spacing:
+            return 0.0
+        last = state.chats.get(chat)
+        if last is None:
+            return 0.0
+        return last + self.chat_spacing - self._now()
+
+    def _prune(self, state: _BotState, now: float) -> None:
+        state.since_prune += 1
+        if state.since_prune < 4096:
+            return
+        state.since_prune = 0
+        horizon = now - self.chat_spacing
+        state.chats = {chat: t for chat, t in state.chats.items() if t > horizon}
+
+
+__all__ = ["DEFAULT_MARGIN", "RateLimiter", "SlidingWindowLimiter"]

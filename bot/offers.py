@@ -1,0 +1,279 @@
+"""Offers: tracked links, "Not interested" and Undo, and the broader follow-up with a code.
+
+Handlers and the redirect route call these; the SQL lives in bot/store/offers.py and
+bot/store/outbox.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import transaction
+from bot.models import Lane, Outbox, OutboxState, Shop
+from bot.services import Services
+from bot.shop_settings import load_shop_settings
+from bot.signing import BadToken, Signer
+from bot.store.customers import record_event
+from bot.store.offers import add_exclusion, record_click, remove_exclusion, revive
+from bot.store.outbox import cancel_by_prefix, cancel_by_topic, get_outbox, schedule
+
+_CLICK_PURPOSE = "click"
+FOLLOWUP_KIND = "cart.followup"
+
+
+class LinkTarget(StrEnum):
+    """Where a tracked link in a message leads."""
+
+    CATALOG = "catalog"
+    ORDER = "order"
+
+
+_TARGET_CODES = {LinkTarget.CATALOG: 1, LinkTarget.ORDER: 2}
+_CODE_TARGETS = {code: target for target, code in _TARGET_CODES.items()}
+
+# kind -> resolver(session, shop, outbox row, target) -> the URL the link leads to now
+LinkResolver = Callable[[AsyncSession, Shop, Outbox, LinkTarget], Awaitable[str | None]]
+_RESOLVERS: dict[str, LinkResolver] = {}
+
+
+def register_links(kind: str, resolver: LinkResolver) -> None:
+    """Tell the redirect route how a kind's tracked links resolve."""
+    _RESOLVERS[kind] = resolver
+
+
+def tracked_url(*, public_url: str, secret_key: str, outbox_id: int, target: LinkTarget) -> str:
+    """Return the /r/{token} link that logs a click on the message's target, then redirects."""
+    token = Signer(secret_key, _CLICK_PURPOSE).sign_ints(outbox_id, _TARGET_CODES[target])
+    return f"{public_url}/r/{token}"
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    """Where a valid click goes."""
+
+    url: str
+
+
+async def follow_click(services: Services, token: str) -> Redirect | None:
+    """Log a click on a tracked link and return where it leads; None when invalid."""
+    try:
+        outbox_id, code = Signer(services.secret_key, _CLICK_PURPOSE).unsign_ints(token, 2)
+    except BadToken:
+        return None
+    target = _CODE_TARGETS.get(code)
+    if target is None:
+        return None
+    async with transaction(services.sessions) as session:
+        row = await session.get(Outbox, outbox_id)
+        if row is None or row.kind not in _RESOLVERS:
+            return None
+        shop = await session.get(Shop, row.shop_id)
+        if shop is None:
+            return None
+        url = await _RESOLVERS[row.kind](session, shop, row, target)
+        if not url:
+            return None
+        await record_click(session=session, outbox=row, target=target, now=services.clock.now())
+        await record_event(
+            session=session,
+            shop_id=row.shop_id,
+            customer_id=row.customer_id,
+            type="link_clicked",
+            source="telegram",
+            occurred_at=services.clock.now(),
+            payload={"outbox_id": row.id, "target": target.value},
+        )
+    return Redirect(url=url)
+
+
+class TapOutcome(StrEnum):
+    """What a tap on an offer button did."""
+
+    APPLIED = "applied"
+    ALREADY = "already"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    """The outcome and the outbox row the tap referred to."""
+
+    outcome: TapOutcome
+    outbox: Outbox | None = None
+
+
+async def _own_row(
+    session: AsyncSession, shop: Shop, outbox_id: int | None, chat_id: int
+) -> Outbox | None:
+    """Return the row only if it is this shop's and was sent to this chat's customer."""
+    if outbox_id is None or shop.id is None:
+        return None
+    row = await get_outbox(session=session, shop_id=shop.id, outbox_id=outbox_id)
+    if row is None or row.state != OutboxState.SENT:
+        return None
+    from bot.store.customers import get_customer
+
+    customer = await get_customer(session=session, shop_id=shop.id, customer_id=row.customer_id)
+    if customer is None or customer.telegram_chat_id != chat_id:
+        return None
+    return row
+
+
+def offer_topic(row: Outbox) -> str:
+    """Return the topic a "not interested" on this row excludes."""
+    return row.topic or row.kind.split(".", 1)[0]
+
+
+async def not_interested(
+    services: Services, *, shop: Shop, outbox_id: int | None, chat_id: int
+) -> Tap:
+    """Exclude the customer from the offer's topic, cancel what is pending on it, follow up."""
+    now = services.clock.now()
+    async with transaction(services.sessions) as session:
+        row = await _own_row(session, shop, outbox_id, chat_id)
+        if row is None:
+            return Tap(TapOutcome.INVALID)
+        topic = offer_topic(row)
+        added = await add_exclusion(
+            session=session,
+            shop_id=row.shop_id,
+            customer_id=row.customer_id,
+            topic=topic,
+            outbox_id=row.id,
+            now=now,
+        )
+        if added is None:
+            return Tap(TapOutcome.ALREADY, row)
+        await cancel_by_topic(
+            session=session,
+            shop_id=row.shop_id,
+            customer_id=row.customer_id,
+            topic=topic,
+            now=now,
+            reason="not_interested",
+        )
+        await record_event(
+            session=session,
+            shop_id=row.shop_id,
+            customer_id=row.customer_id,
+            type="not_interested",
+            source="telegram",
+            occurred_at=now,
+            payload={"topic": topic, "outbox_id": row.id},
+        )
+        await _schedule_followup(session, shop, row, now)
+    return Tap(TapOutcome.APPLIED, row)
+
+
+async def _schedule_followup(
+    session: AsyncSession, shop: Shop, row: Outbox, now: datetime
+) -> None:
+    settings = load_shop_settings(shop.settings)
+    if not settings.followup_enabled or row.kind == FOLLOWUP_KIND:
+        return
+    key = f"followup:{row.customer_id}:{row.id}"
+    due = now + settings.followup_delay
+    created = await schedule(
+        session=session,
+        shop_id=row.shop_id,
+        customer_id=row.customer_id,
+        kind=FOLLOWUP_KIND,
+        dedupe_key=key,
+        due_at=due,
+        lane=Lane.PROMO,
+        payload={"after": row.id},
+        now=now,
+    )
+    if created is None:  # tapped again after an Undo: the same follow-up, due anew
+        await revive(session=session, shop_id=row.shop_id, dedupe_key=key, due_at=due, now=now)
+    if settings.birthday_survey_with_followup:
+        await _ask_birthday_after(session, row, due, now)
+
+
+async def _ask_birthday_after(
+    session: AsyncSession, row: Outbox, due: datetime, now: datetime
+) -> None:
+    """Ride the birthday question on the follow-up, for customers whose birthday is unknown."""
+    from datetime import timedelta
+
+    from bot.models import Customer
+    from bot.surveys import schedule_birthday_survey
+
+    customer = await session.get(Customer, row.customer_id)
+    if customer is None or customer.birthday is not None:
+        return
+    await schedule_birthday_survey(
+        session=session,
+        shop_id=row.shop_id,
+        customer_id=row.customer_id,
+        now=now,
+        due_at=due + timedelta(minutes=5),
+    )
+
+
+async def undo(services: Services, *, shop: Shop, outbox_id: int | None, chat_id: int) -> Tap:
+    """Take back a "not interested" made on this message, and its pending follow-up."""
+    now = services.clock.now()
+    async with transaction(services.sessions) as session:
+        row = await _own_row(session, shop, outbox_id, chat_id)
+        if row is None:
+            return Tap(TapOutcome.INVALID)
+        topic = offer_topic(row)
+        removed = await remove_exclusion(
+            session=session, shop_id=row.shop_id, customer_id=row.customer_id, topic=topic
+        )
+        if not removed:
+            return Tap(TapOutcome.ALREADY, row)
+        await cancel_by_prefix(
+            session=session,
+            shop_id=row.shop_id,
+            prefix=f"followup:{row.customer_id}:{row.id}",
+            now=now,
+            reason="undone",
+        )
+        await record_event(
+            session=session,
+            shop_id=row.shop_id,
+            customer_id=row.customer_id,
+            type="not_interested_undone",
+            source="telegram",
+            occurred_at=now,
+            payload={"topic": topic, "outbox_id": row.id},
+        )
+    return Tap(TapOutcome.APPLIED, row)
+
+
+async def offer_buttons_again(
+    services: Services, *, shop: Shop, outbox: Outbox
+) -> list[list[Any]]:
+    """Rebuild an offer's original buttons (after Undo) from the links it can still resolve."""
+    from bot.callbacks import OfferAction, offer_callback
+    from bot.messages.cart import offer_buttons
+
+    resolver = _RESOLVERS.get(outbox.kind)
+    assert outbox.id is not None
+    urls: dict[LinkTarget, str | None] = {}
+    async with services.sessions() as session:
+        for target in LinkTarget:
+            url = await resolver(session, shop, outbox, target) if resolver else None
+            urls[target] = (
+                tracked_url(
+                    public_url=services.settings.public_base,
+                    secret_key=services.secret_key,
+                    outbox_id=outbox.id,
+                    target=target,
+                )
+                if url
+                else None
+            )
+    return offer_buttons(
+        catalog_url=urls[LinkTarget.CATALOG],
+        order_url=urls[LinkTarget.ORDER],
+        not_interested=offer_callback(services.secret_key, OfferAction.NOT_INTERESTED, outbox.id),
+    )

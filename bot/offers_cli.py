@@ -1,0 +1,192 @@
+"""`nudge codes …` (promo code pools) and `nudge report` (what the flows earned)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.cli import NotFound, UsageProblem, emit, json_option, run, settings_from, with_database
+from bot.db import transaction
+from bot.shop_settings import load_shop_settings
+from bot.store.codes import CodeError, check_pattern, ensure_pool, import_codes, pool_status
+from bot.store.reports import flow_report
+from bot.store.shops import find_shop
+
+
+def _read_codes(path: Path) -> list[str]:
+    """Read the first column of a CSV file; a header row named code/codes is skipped."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        rows = [row[0].strip() for row in csv.reader(fh) if row and row[0].strip()]
+    if rows and rows[0].lower() in ("code", "codes", "promo_code", "promo code"):
+        rows = rows[1:]
+    return rows
+
+
+async def _shop_or_fail(session: Any, shop_id: int) -> Any:
+    shop = await find_shop(session=session, shop_id=shop_id)
+    if shop is None:
+        raise NotFound(f"no shop with id {shop_id}")
+    return shop
+
+
+@click.group()
+def codes() -> None:
+    """Promo code pools."""
+
+
+@codes.command("import")
+@click.option("--shop", "shop_id", type=int, required=True)
+@click.option("--pool", required=True, help="Pool name, e.g. cart, followup, birthday.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def codes_import(ctx: click.Context, shop_id: int, pool: str, file: Path, as_json: bool) -> None:
+    """Import codes from a CSV file (first column) into a pool."""
+    settings = settings_from(ctx)
+    found = _read_codes(file)
+
+    async def work(sessions: Any) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        async with transaction(sessions) as session:
+            await _shop_or_fail(session, shop_id)
+            added, skipped = await import_codes(
+                session=session, shop_id=shop_id, pool=pool, codes=found, now=datetime.now(UTC)
+            )
+        return {"shop_id": shop_id, "pool": pool, "added": added, "duplicates": skipped}
+
+    try:
+        result = run(with_database(settings, work))
+    except CodeError as exc:
+        raise UsageProblem(f"{file}: {exc}") from None
+    emit(
+        as_json,
+        result,
+        lambda: click.echo(
+            f"pool {pool}: {result['added']} codes added, "
+            f"{result['duplicates']} duplicates skipped"
+        ),
+    )
+
+
+@codes.command("generate")
+@click.option("--shop", "shop_id", type=int, required=True)
+@click.option("--pool", required=True)
+@click.option("--pattern", required=True, help="e.g. SPRING-XXXXXX: each X becomes random.")
+@json_option
+@click.pass_context
+def codes_generate(
+    ctx: click.Context, shop_id: int, pool: str, pattern: str, as_json: bool
+) -> None:
+    """Make a pool generate a fresh personal code from a pattern whenever one is needed."""
+    settings = settings_from(ctx)
+    try:
+        normalized = check_pattern(pattern)
+    except CodeError as exc:
+        raise UsageProblem(str(exc)) from None
+
+    async def work(sessions: Any) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        async with transaction(sessions) as session:
+            await _shop_or_fail(session, shop_id)
+            await ensure_pool(
+                session=session,
+                shop_id=shop_id,
+                name=pool,
+                now=datetime.now(UTC),
+                pattern=normalized,
+            )
+        return {"shop_id": shop_id, "pool": pool, "pattern": normalized}
+
+    result = run(with_database(settings, work))
+    emit(as_json, result, lambda: click.echo(f"pool {pool}: codes like {normalized}"))
+
+
+@codes.command("status")
+@click.option("--shop", "shop_id", type=int, required=True)
+@json_option
+@click.pass_context
+def codes_status(ctx: click.Context, shop_id: int, as_json: bool) -> None:
+    """Show each pool's issued and available codes; warn about pools running low."""
+    settings = settings_from(ctx)
+
+    async def work(sessions: Any) -> list[dict[str, Any]]:
+        async with sessions() as session:
+            shop = await _shop_or_fail(session, shop_id)
+            threshold = load_shop_settings(shop.settings).code_pool_low_threshold
+            pools = await pool_status(session=session, shop_id=shop_id)
+        return [
+            {
+                "pool": p.name,
+                "pattern": p.pattern,
+                "issued": p.issued,
+                "available": p.available,
+                "low": p.available is not None and p.available < threshold,
+                "threshold": threshold,
+            }
+            for p in pools
+        ]
+
+    rows = run(with_database(settings, work))
+
+    def human() -> None:
+        if not rows:
+            click.echo("no pools yet: nudge codes import --shop ID --pool NAME FILE")
+        for row in rows:
+            left = "generated" if row["available"] is None else f"{row['available']} left"
+            warning = f"  LOW (below {row['threshold']})" if row["low"] else ""
+            click.echo(f"{row['pool']:<16} {row['issued']:>6} issued  {left}{warning}")
+
+    emit(as_json, rows, human)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--shop", "shop_id", type=int, help="The shop to report on.")
+@click.option("--flow", default=None, help="Only one flow's messages, e.g. cart.")
+@json_option
+@click.pass_context
+def report(ctx: click.Context, shop_id: int | None, flow: str | None, as_json: bool) -> None:
+    """What the shop's messages achieved: sent, blocked, skipped, clicks, orders, revenue."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if shop_id is None:
+        raise UsageProblem("--shop is required")
+    settings = settings_from(ctx)
+
+    async def work(sessions: Any) -> dict[str, Any]:
+        async with sessions() as session:
+            shop = await _shop_or_fail(session, shop_id)
+            data = (await flow_report(session=session, shop_id=shop_id, flow=flow)).as_dict()
+        data["currency"] = shop.currency
+        return data
+
+    data = run(with_database(settings, work))
+    emit(as_json, data, lambda: print_report(data))
+
+
+def print_report(data: dict[str, Any]) -> None:
+    """Print a flow report as an aligned table."""
+    rows: list[tuple[str, object]] = [
+        ("sent", data["sent"]),
+        ("blocked", data["blocked"]),
+        ("failed", data["failed"]),
+        ("unknown (crash in flight)", data["unknown"]),
+        ("cancelled", data["cancelled"]),
+        ("scheduled", data["scheduled"]),
+    ]
+    rows += [(f"skipped: {reason}", n) for reason, n in data["skipped"].items()]
+    rows += [
+        ("clicked", data["clicked"]),
+        ("not interested", data["not_interested"]),
+        ("orders", data["orders"]),
+        ("revenue", f"{data['revenue']} {data['currency']}"),
+        ("conversion", f"{data['conversion']:.1%}"),
+    ]
+    click.echo(f"shop {data['shop_id']}, flow: {data['flow']}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"  {name:<{width}}  {value}")
