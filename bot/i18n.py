@@ -100,10 +100,23 @@ def _grouped(value: Decimal, locale: str) -> bool:
     return abs(value) >= Decimal(10) ** (2 + digits)
 
 
-def format_money(amount: Decimal | int | float, currency: str, locale: str) -> str:
-    """Format an amount in a currency the way the locale writes it (1 234,50 ₴; 1234,50 zł)."""
+def regional(locale: str, country: str | None) -> str:
+    """Return the locale for the shop's country when Babel has it (ru + KZ: ru_KZ), else locale."""
+    if country:
+        try:
+            return str(Locale.parse(f"{locale}_{country.upper()}"))
+        except (UnknownLocaleError, ValueError):
+            pass
+    return locale
+
+
+def format_money(
+    amount: Decimal | int | float, currency: str, locale: str, country: str | None = None
+) -> str:
+    """Format an amount the way the locale (in the shop's country) writes it: 1 234,50 ₴."""
     value = Decimal(str(amount))
-    text = format_currency(value, currency, locale=locale, group_separator=_grouped(value, locale))
+    where = regional(locale, country)
+    text = format_currency(value, currency, locale=where, group_separator=_grouped(value, locale))
     return _CURRENCY_SPACING.sub("\xa0", text)
 
 

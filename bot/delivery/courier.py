@@ -20,8 +20,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -35,6 +35,9 @@ from bot.messages.render import RenderContext, Rendered, SkipMessage, UnknownKin
 from bot.models import Customer, Lane, Outbox, OutboxState, Shop
 from bot.shop_settings import ShopSettings, load_shop_settings
 from bot.store import outbox as store
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -193,10 +196,15 @@ class Courier:
         if not rows:
             return counts
         counts.claimed = len(rows)
-        plans, early = await self._prepare(rows, now)
-        if early:
-            async with transaction(self.sessions) as session:
-                await store.record_outcomes(session=session, outcomes=early, now=now)
+        try:
+            plans, early = await self._prepare(rows, now)
+            if early:
+                async with transaction(self.sessions) as session:
+                    await store.record_outcomes(session=session, outcomes=early, now=now)
+        except Exception:
+            # Nothing has left yet: hand the batch back rather than let it become unknown.
+            await self._release(rows, now)
+            raise
         # One customer's rows go one after another (their chat takes one message a second
         # anyway), so a 403 on the first skips the rest; customers are served concurrently.
         by_customer: dict[int, list[_Plan]] = {}
@@ -205,22 +213,47 @@ class Courier:
         groups = await asyncio.gather(*(self._deliver_all(g) for g in by_customer.values()))
         results = [result for group in groups for result in group]
         outcomes = [outcome for _, outcome, _ in results]
-        now = self.clock.now()
-        async with transaction(self.sessions) as session:
-            await store.record_outcomes(session=session, outcomes=outcomes, now=now)
-            for plan, _, delivery in results:
-                if delivery is not None and delivery.status is DeliveryStatus.UNREACHABLE:
-                    skipped = await store.mark_unreachable(
-                        session=session,
-                        shop_id=plan.shop.id,  # type: ignore[arg-type]
-                        customer_id=plan.customer.id,  # type: ignore[arg-type]
-                        now=now,
-                    )
-                    if skipped:
-                        metrics.OUTBOX_SKIPPED.labels("unreachable").inc(skipped)
+        await self._record(results, self.clock.now())
         self._count(counts, early, rows)
         self._count(counts, outcomes, rows)
         return counts
+
+    async def _record(
+        self, results: list[tuple[_Plan, store.Outcome, Delivery | None]], now: datetime
+    ) -> None:
+        """Write what the sends came to; retry a few times, as the messages are already out."""
+        for attempt in range(3):
+            try:
+                async with transaction(self.sessions) as session:
+                    await store.record_outcomes(
+                        session=session, outcomes=[o for _, o, _ in results], now=now
+                    )
+                    for plan, _, delivery in results:
+                        if delivery is None or delivery.status is not DeliveryStatus.UNREACHABLE:
+                            continue
+                        skipped = await store.mark_unreachable(
+                            session=session,
+                            shop_id=plan.shop.id,  # type: ignore[arg-type]
+                            customer_id=plan.customer.id,  # type: ignore[arg-type]
+                            now=now,
+                        )
+                        if skipped:
+                            metrics.OUTBOX_SKIPPED.labels("unreachable").inc(skipped)
+                return
+            except Exception:
+                if attempt == 2:
+                    raise  # the rows stay `sending` and become `unknown` after the lease
+                log.exception("recording outcomes failed; trying again")
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+    async def _release(self, rows: list[Outbox], now: datetime) -> None:
+        try:
+            async with transaction(self.sessions) as session:
+                await store.record_outcomes(
+                    session=session, outcomes=[_postpone(r, now, None) for r in rows], now=now
+                )
+        except Exception:
+            log.exception("could not hand back %d claimed rows", len(rows))
 
     async def _prepare(
         self, rows: list[Outbox], now: datetime

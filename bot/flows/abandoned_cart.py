@@ -212,6 +212,7 @@ async def render_reminder(ctx: RenderContext) -> Rendered:
         currency=cart.currency or ctx.shop.currency,
         locale=ctx.locale,
         code=code,
+        country=ctx.shop.country,
     )
     links = _links(ctx, catalog=_catalog_url(ctx.shop, items), order=cart.recovery_url)
     buttons = texts.offer_buttons(

@@ -37,6 +37,7 @@ def reminder_text(
     currency: str,
     locale: str,
     code: str | None = None,
+    country: str | None = None,
 ) -> str:
     """Compose the reminder: greeting, up to five items, "and N more", total, optional code."""
     if first_name:
@@ -49,14 +50,16 @@ def reminder_text(
         if line.quantity > 1:
             row += f" × {line.quantity}"
         if line.price is not None:
-            row += f" — {format_money(line.price * line.quantity, currency, locale)}"
+            row += f" — {format_money(line.price * line.quantity, currency, locale, country)}"
         rows.append(row)
     if len(lines) > MAX_LISTED_ITEMS:
         rows.append(more_items(len(lines) - MAX_LISTED_ITEMS))
     if total is not None:
         rows += [
             "",
-            _("Total: {total}").format(total=f"<b>{format_money(total, currency, locale)}</b>"),
+            _("Total: {total}").format(
+                total=f"<b>{format_money(total, currency, locale, country)}</b>"
+            ),
         ]
     rows.append("")
     if code:

@@ -371,7 +371,7 @@ _SENT = (
     update(_table)
     .where(
         _table.c.id == bindparam("row_id"),
-        _table.c.state.in_((OutboxState.SENDING.value, OutboxState.UNKNOWN.value)),
+        or_(_table.c.state == OutboxState.SENDING, _table.c.state == OutboxState.UNKNOWN),
     )
     .values(
         state=OutboxState.SENT.value,

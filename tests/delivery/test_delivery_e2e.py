@@ -444,3 +444,23 @@ async def test_rows_left_sending_by_a_dead_dispatcher_are_unknown_not_resent(
     async with shopfront.sessions() as session:
         stats = await store.outbox_stats(session=session, now=shopfront.clock.now())
     assert stats["states"]["unknown"] == 1
+
+
+async def test_a_batch_that_cannot_be_prepared_is_handed_back(
+    shopfront, make_courier, monkeypatch
+):
+    customer, person = await shopfront.customer()
+    row = await shopfront.schedule(customer, "Order shipped")
+
+    async def database_hiccup(**kwargs: Any) -> None:
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(store, "customers_by_id", database_hiccup)
+    courier = make_courier()
+    with pytest.raises(ConnectionError):
+        await courier.run_once()
+    back = await shopfront.row(row)
+    assert (back.state, back.attempts) == ("scheduled", 0)
+    monkeypatch.undo()
+    assert (await courier.run_once()).sent == 1
+    assert [m.text for m in person.bot_messages()] == ["Order shipped"]
