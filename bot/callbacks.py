@@ -30,6 +30,54 @@ class OfferCallback(CallbackData, prefix="o"):
     ref: str
 
 
+class SurveyAction(StrEnum):
+    """What a tap on a survey button asks for."""
+
+    MONTH = "m"
+    DAY = "d"
+    MONTHS = "b"
+    CHOICE = "c"
+    SKIP = "s"
+
+
+class SurveyCallback(CallbackData, prefix="sv"):
+    """A tap on a survey message: the action, a number (month, day, choice) and the signed ref."""
+
+    action: SurveyAction
+    ref: str
+    value: int = 0
+    day: int = 0
+
+
+class NpsCallback(CallbackData, prefix="np"):
+    """A tap on an NPS score button."""
+
+    ref: str
+    score: int
+
+
+class SettingsAction(StrEnum):
+    """What a tap in the settings asks for."""
+
+    MENU = "menu"
+    LANGUAGES = "langs"
+    LANGUAGE = "lang"
+    TOPICS = "topics"
+    UNDO_TOPIC = "undo"
+    PAUSE = "pause"
+    RESUME = "resume"
+    UNSUBSCRIBE = "unsub"
+    SUBSCRIBE = "sub"
+    STAY_OUT = "no"
+
+
+class SettingsCallback(CallbackData, prefix="st"):
+    """A tap in the settings: the action and its argument (a locale or an exclusion id)."""
+
+    action: SettingsAction
+    arg: str = ""
+
+
 def sign_ref(secret_key: str, outbox_id: int) -> str:
     """Return a short signed reference to an outbox row."""
     return Signer(secret_key, _PURPOSE, mac_bytes=9).sign_ints(outbox_id)

@@ -8,10 +8,10 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot import preferences
+from bot.callbacks import SettingsAction, SettingsCallback
 from bot.i18n import get_i18n
 from bot.messages import linking
 from bot.messages import settings as texts
-from bot.messages.settings import SettingsAction, SettingsCallback
 from bot.models import Customer, Shop
 from bot.services import Services
 from bot.validation import SUPPORTED_LOCALES

@@ -18,10 +18,10 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot import preferences
 from bot import surveys as service
+from bot.callbacks import NpsCallback, SurveyAction, SurveyCallback
 from bot.dates import Birthday, days_in_month, parse_birthday
 from bot.messages import settings as settings_texts
 from bot.messages import surveys as texts
-from bot.messages.surveys import NpsCallback, SurveyAction, SurveyCallback
 from bot.models import Customer, Outbox, Shop
 from bot.services import Services
 from bot.surveys import BIRTHDAY_KIND, NPS_KIND, QUESTION_KIND, TYPED_KINDS, NpsClass

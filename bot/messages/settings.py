@@ -4,35 +4,12 @@ from __future__ import annotations
 
 import html
 from datetime import datetime
-from enum import StrEnum
 
-from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from babel import Locale
 
+from bot.callbacks import SettingsAction, SettingsCallback
 from bot.i18n import SUPPORTED_LOCALES, _, format_date
-
-
-class SettingsAction(StrEnum):
-    """What a tap in the settings asks for."""
-
-    MENU = "menu"
-    LANGUAGES = "langs"
-    LANGUAGE = "lang"
-    TOPICS = "topics"
-    UNDO_TOPIC = "undo"
-    PAUSE = "pause"
-    RESUME = "resume"
-    UNSUBSCRIBE = "unsub"
-    SUBSCRIBE = "sub"
-    STAY_OUT = "no"
-
-
-class SettingsCallback(CallbackData, prefix="st"):
-    """A tap in the settings: the action and its argument (a locale or an exclusion id)."""
-
-    action: SettingsAction
-    arg: str = ""
 
 
 def _safe(value: str) -> str:

@@ -8,42 +8,16 @@ from __future__ import annotations
 
 import html
 from datetime import date
-from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from babel.dates import format_skeleton
 
+from bot.callbacks import NpsCallback, SurveyAction, SurveyCallback
 from bot.dates import Birthday, days_in_month, month_names
 from bot.i18n import _, format_date
 
 EXAMPLE_DAY = date(1990, 3, 12)
-
-
-class SurveyAction(StrEnum):
-    """What a tap on a survey button asks for."""
-
-    MONTH = "m"
-    DAY = "d"
-    MONTHS = "b"
-    CHOICE = "c"
-    SKIP = "s"
-
-
-class SurveyCallback(CallbackData, prefix="sv"):
-    """A tap on a survey message: the action, a number (month, day, choice) and the signed ref."""
-
-    action: SurveyAction
-    ref: str
-    value: int = 0
-    day: int = 0
-
-
-class NpsCallback(CallbackData, prefix="np"):
-    """A tap on an NPS score button."""
-
-    ref: str
-    score: int
 
 
 def _safe(value: str) -> str:
