@@ -34,6 +34,12 @@ TOTAL = {
     "uk": "Разом: 2\xa0231,00\xa0₴",
     "pl": "Razem: 2231,00\xa0UAH",
 }
+INACTIVE = {
+    "en": "This button is no longer active.",
+    "ru": "Эта кнопка больше не активна.",
+    "uk": "Ця кнопка вже неактивна.",
+    "pl": "Ten przycisk jest już nieaktywny.",
+}
 TOAST = {
     "en": "Got it: no more offers like this.",
     "ru": "Поняли: больше таких предложений не будет.",
@@ -91,8 +97,9 @@ async def test_each_cart_update_pushes_the_reminder_back_and_only_one_is_sent(pl
     assert len(_offers(story)) == 1
 
 
-async def test_an_order_one_second_before_the_due_time_cancels_the_reminder(playground):
-    story = await make_story(playground, "ru")
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_an_order_one_second_before_the_due_time_cancels_the_reminder(playground, locale):
+    story = await make_story(playground, locale)
     pg = story.pg
     await story.leave_cart()
     pg.advance(timedelta(minutes=60) - timedelta(seconds=1))
@@ -170,13 +177,14 @@ async def test_not_interested_then_undo_then_follow_up_with_a_code(playground, l
     assert [[b[0] for b in row] for row in followup.buttons] == [[catalog]]
 
 
-async def test_a_later_cart_in_the_excluded_category_gets_no_reminder(playground):
-    story = await make_story(playground, "uk", settings={"followup_enabled": False})
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_a_later_cart_in_the_excluded_category_gets_no_reminder(playground, locale):
+    story = await make_story(playground, locale, settings={"followup_enabled": False})
     pg = story.pg
     await story.leave_cart(items=[("Linen dress", "1450.00", 1, "Dresses")])
     pg.advance(timedelta(hours=1))
     await pg.dispatch()
-    await story.chat.tap(BUTTONS["uk"][2])
+    await story.chat.tap(BUTTONS[locale][2])
     await pg.settle()
 
     pg.advance(timedelta(days=1))
@@ -192,8 +200,9 @@ async def test_a_later_cart_in_the_excluded_category_gets_no_reminder(playground
     assert (await pg.dispatch())["sent"] == 1
 
 
-async def test_forged_foreign_and_repeated_callbacks_change_nothing(playground):
-    story = await make_story(playground, "en")
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_forged_foreign_and_repeated_callbacks_change_nothing(playground, locale):
+    story = await make_story(playground, locale)
     pg = story.pg
     await story.leave_cart()
     pg.advance(timedelta(hours=1))
@@ -202,7 +211,7 @@ async def test_forged_foreign_and_repeated_callbacks_change_nothing(playground):
     forged = offer.buttons[-1][0][1][:-3] + "AAA"
     tap = await story.chat.tap_data(forged, message_id=offer.message_id)
     await pg.settle()
-    assert tap.answer_text == "This button is no longer active."
+    assert tap.answer_text == INACTIVE[locale]
     garbage = await story.chat.tap_data("o:ni:%%%", message_id=offer.message_id)
     await pg.settle()
     assert garbage.answered
@@ -214,7 +223,7 @@ async def test_forged_foreign_and_repeated_callbacks_change_nothing(playground):
     async with pg.services.sessions() as session:
         assert (await session.scalars(select(Exclusion))).all() == []
 
-    await story.chat.tap("Not interested")
+    await story.chat.tap(BUTTONS[locale][2])
     await pg.settle()
     again = await story.chat.tap_data(offer.buttons[-1][0][1], message_id=offer.message_id)
     await pg.settle()
@@ -227,13 +236,14 @@ async def test_forged_foreign_and_repeated_callbacks_change_nothing(playground):
     assert len(followups) == 1
 
 
-async def test_clicks_orders_and_the_report_add_up(playground):
-    story = await make_story(playground, "uk")
+@pytest.mark.parametrize("locale", LOCALES)
+async def test_clicks_orders_and_the_report_add_up(playground, locale):
+    story = await make_story(playground, locale)
     pg = story.pg
     await story.leave_cart()
     pg.advance(timedelta(hours=1))
     await pg.dispatch()
-    tap = await story.chat.tap(BUTTONS["uk"][1])
+    tap = await story.chat.tap(BUTTONS[locale][1])
     async with aiohttp.ClientSession() as http:
         async with http.get(tap.url, allow_redirects=False) as response:
             assert response.status == 302
