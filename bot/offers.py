@@ -158,15 +158,7 @@ async def not_interested(
             now=now,
             reason="not_interested",
         )
-        await record_event(
-            session=session,
-            shop_id=row.shop_id,
-            customer_id=row.customer_id,
-            type="not_interested",
-            source="telegram",
-            occurred_at=now,
-            payload={"topic": topic, "outbox_id": row.id},
-        )
+        await _note(session, row, "not_interested", topic, now)
         await _schedule_followup(session, shop, row, now)
     return Tap(TapOutcome.APPLIED, row)
 
@@ -217,6 +209,19 @@ async def _ask_birthday_after(
     )
 
 
+async def _note(session: AsyncSession, row: Outbox, kind: str, topic: str, now: datetime) -> None:
+    """Write what the customer did with an offer to their event log."""
+    await record_event(
+        session=session,
+        shop_id=row.shop_id,
+        customer_id=row.customer_id,
+        type=kind,
+        source="telegram",
+        occurred_at=now,
+        payload={"topic": topic, "outbox_id": row.id},
+    )
+
+
 async def undo(services: Services, *, shop: Shop, outbox_id: int | None, chat_id: int) -> Tap:
     """Take back a "not interested" made on this message, and its pending follow-up."""
     now = services.clock.now()
@@ -237,15 +242,7 @@ async def undo(services: Services, *, shop: Shop, outbox_id: int | None, chat_id
             now=now,
             reason="undone",
         )
-        await record_event(
-            session=session,
-            shop_id=row.shop_id,
-            customer_id=row.customer_id,
-            type="not_interested_undone",
-            source="telegram",
-            occurred_at=now,
-            payload={"topic": topic, "outbox_id": row.id},
-        )
+        await _note(session, row, "not_interested_undone", topic, now)
     return Tap(TapOutcome.APPLIED, row)
 
 
