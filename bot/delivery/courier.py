@@ -79,6 +79,13 @@ class _Plan:
     message: Rendered
 
 
+@dataclass(slots=True)
+class _Batch:
+    rows: list[Outbox]
+    plans: list[_Plan]
+    early: list[store.Outcome]
+
+
 class Courier:
     """Delivers the outbox: claim, suppress, render, send, record; batch after batch."""
 
@@ -189,13 +196,15 @@ class Courier:
 
     async def run_once(self) -> RunCounts:
         """Claim one batch of due rows, deliver it and record what happened."""
-        counts = RunCounts()
+        return await self._send(await self._take())
+
+    async def _take(self) -> _Batch:
+        """Claim a batch, decide and render it, and write what will not be sent now."""
         now = self.clock.now()
         async with transaction(self.sessions) as session:
             rows = await store.claim_due(session=session, now=now, limit=self.batch_size)
         if not rows:
-            return counts
-        counts.claimed = len(rows)
+            return _Batch([], [], [])
         try:
             plans, early = await self._prepare(rows, now)
             if early:
@@ -205,17 +214,23 @@ class Courier:
             # Nothing has left yet: hand the batch back rather than let it become unknown.
             await self._release(rows, now)
             raise
+        return _Batch(rows, plans, early)
+
+    async def _send(self, batch: _Batch) -> RunCounts:
+        """Send a prepared batch and record the outcomes."""
+        counts = RunCounts(claimed=len(batch.rows))
+        if not batch.rows:
+            return counts
         # One customer's rows go one after another (their chat takes one message a second
         # anyway), so a 403 on the first skips the rest; customers are served concurrently.
         by_customer: dict[int, list[_Plan]] = {}
-        for plan in plans:
+        for plan in batch.plans:
             by_customer.setdefault(plan.row.customer_id, []).append(plan)
         groups = await asyncio.gather(*(self._deliver_all(g) for g in by_customer.values()))
         results = [result for group in groups for result in group]
-        outcomes = [outcome for _, outcome, _ in results]
         await self._record(results, self.clock.now())
-        self._count(counts, early, rows)
-        self._count(counts, outcomes, rows)
+        self._count(counts, batch.early, batch.rows)
+        self._count(counts, [outcome for _, outcome, _ in results], batch.rows)
         return counts
 
     async def _record(

@@ -7,12 +7,15 @@ holding the pause deadline) can replace it to share limits between several dispa
 The guarantee is strict: in any window of `window` seconds at most `rate` sends of one bot are
 granted, and two sends to one chat are at least `1 / per_chat + margin` seconds apart. The
 window is one second plus a small margin by default, so that network jitter between here and
-Telegram cannot squeeze one more send into a one-second window on their side.
+Telegram cannot squeeze one more send into a one-second window on their side. Within the window
+sends are also paced (a GCRA with a burst of a tenth of the rate): 25/s goes out as bursts of
+three 40 ms apart, not 25 at once, so a delay on the way cannot bunch two windows' sends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -34,7 +37,7 @@ class RateLimiter(Protocol):
 
 
 class _BotState:
-    __slots__ = ("chats", "grants", "lock", "paused_until", "since_prune")
+    __slots__ = ("chats", "grants", "lock", "paused_until", "since_prune", "tat")
 
     def __init__(self) -> None:
         self.grants: deque[float] = deque()
@@ -42,6 +45,7 @@ class _BotState:
         self.lock = asyncio.Lock()
         self.paused_until = 0.0
         self.since_prune = 0
+        self.tat = 0.0  # GCRA: the theoretical arrival time of the next send
 
 
 class SlidingWindowLimiter:
@@ -54,6 +58,7 @@ class SlidingWindowLimiter:
         *,
         margin: float = DEFAULT_MARGIN,
         window: float = 1.0,
+        burst: float = 0.1,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:
@@ -65,6 +70,8 @@ class SlidingWindowLimiter:
         if rate * window < 1:
             self.window = window / rate + margin
         self.chat_spacing = (1.0 / per_chat + margin) if per_chat else 0.0
+        self._interval = self.window / self._count
+        self._burst_allowance = (max(1, math.ceil(self._count * burst)) - 1) * self._interval
         self._now = monotonic
         self._bots: dict[Hashable, _BotState] = {}
 
@@ -102,6 +109,7 @@ class SlidingWindowLimiter:
                     continue
                 now = self._now()
                 state.grants.append(now)
+                state.tat = max(state.tat, now) + self._interval
                 if self.chat_spacing:
                     state.chats[chat] = now
                     self._prune(state, now)
@@ -111,9 +119,10 @@ class SlidingWindowLimiter:
         grants = state.grants
         while grants and grants[0] <= now - self.window:
             grants.popleft()
+        paced = state.tat - self._burst_allowance - now
         if len(grants) < self._count:
-            return 0.0
-        return grants[0] + self.window - now
+            return paced
+        return max(paced, grants[0] + self.window - now)
 
     def _chat_wait(self, state: _BotState, chat: Hashable) -> float:
         if not self.chat_spacing:

@@ -83,3 +83,12 @@ async def test_a_fractional_rate_spaces_sends_out():
     log: list[float] = []
     await asyncio.gather(*(grant(limiter, "bot", n, log) for n in range(3)))
     assert most_in_any_window(log, 0.25) <= 1
+
+
+async def test_sends_are_paced_not_fired_in_one_burst():
+    limiter = SlidingWindowLimiter(rate=25, per_chat=None)
+    log: list[float] = []
+    started = time.monotonic()
+    await asyncio.gather(*(grant(limiter, "bot", n, log) for n in range(12)))
+    assert most_in_any_window(log, 0.1) <= 5  # a burst of 3, then one every 42 ms
+    assert max(log) - started >= 0.35
