@@ -161,7 +161,7 @@ async def pg_admin(url: str, statement: str) -> None:
 
 async def prepare(database_url: str, recipients: int, now: datetime) -> None:
     """Build the schema, one shop and its consenting customers, and one promo row for each."""
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
     from sqlmodel import SQLModel
 
     from bot.db import create_engine, session_factory, transaction
@@ -223,6 +223,11 @@ async def prepare(database_url: str, recipients: int, now: datetime) -> None:
                 for customer_id in customer_ids
             ),
         )
+    if engine.dialect.name == "postgresql":
+        # A live database has planner statistics (autovacuum); a freshly filled one has none.
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE"))
     await engine.dispose()
 
 
