@@ -180,3 +180,19 @@ def test_dates_use_the_locales_month_names():
     assert format_date(day, "uk", "d MMMM") == "12 березня"
     assert format_date(day, "pl", "d MMMM") == "12 marca"
     assert format_date(day, "en", "MMMM d") == "March 12"
+
+
+@pytest.mark.parametrize(
+    ("locale", "country", "currency", "expected"),
+    [
+        ("ru", "KZ", "KZT", "39\xa0700,00\xa0₸"),
+        ("ru", None, "KZT", "39\xa0700,00\xa0KZT"),
+        ("uk", "UA", "UAH", "39\xa0700,00\xa0₴"),
+        ("pl", "PL", "PLN", "39\xa0700,00\xa0zł"),
+        ("en", "XX", "USD", "$39,700.00"),
+    ],
+)
+def test_money_follows_the_shops_country_when_the_locale_has_a_regional_form(
+    locale, country, currency, expected
+):
+    assert format_money(Decimal(39700), currency, locale, country) == expected
