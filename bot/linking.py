@@ -18,7 +18,13 @@ from bot.db import transaction
 from bot.models import Customer, Shop
 from bot.services import Services
 from bot.signing import BadToken, Signer
-from bot.store.customers import add_customer, find_by_phone, get_customer, link_chat, record_event
+from bot.store.customers import (
+    add_customer,
+    find_by_phone,
+    get_customer,
+    link_chat,
+    log_customer_event,
+)
 from integrations.fields import e164
 
 PURPOSE = "link"
@@ -152,10 +158,9 @@ async def _link(
     if not changed:
         return LinkResult(LinkOutcome.ALREADY, customer)
     await _remind_about_open_cart(session, customer, now)
-    await record_event(
+    await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="telegram_linked",
         source=source,
         occurred_at=now,

@@ -16,7 +16,7 @@ from bot.i18n import SUPPORTED_LOCALES
 from bot.models import Consent, Customer, Exclusion
 from bot.services import Services
 from bot.store import preferences as store
-from bot.store.customers import record_event
+from bot.store.customers import log_customer_event
 from bot.store.offers import list_exclusions, remove_exclusion
 
 PAUSE = timedelta(days=30)
@@ -115,10 +115,9 @@ async def restore_topic(
             customer_id=customer.id,  # type: ignore[arg-type]
             topic=exclusion.topic,
         )
-        await record_event(
+        await log_customer_event(
             session=session,
-            shop_id=customer.shop_id,
-            customer_id=customer.id,
+            customer=customer,
             type="exclusion_removed",
             source="settings",
             occurred_at=now,

@@ -89,6 +89,27 @@ async def record_event(
     return event
 
 
+async def log_customer_event(
+    *,
+    session: AsyncSession,
+    customer: Customer,
+    type: str,
+    source: str,
+    occurred_at: datetime,
+    payload: dict[str, Any] | None = None,
+) -> CustomerEvent:
+    """Append one event to this customer's log (shop and id taken from the profile)."""
+    return await record_event(
+        session=session,
+        shop_id=customer.shop_id,
+        customer_id=customer.id,
+        type=type,
+        source=source,
+        occurred_at=occurred_at,
+        payload=payload,
+    )
+
+
 async def list_events(
     *, session: AsyncSession, shop_id: int, customer_id: int, limit: int = 100
 ) -> list[CustomerEvent]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Consent, Customer, CustomerEvent
-from bot.store.customers import record_event
+from bot.store.customers import log_customer_event
 
 
 async def _log(
@@ -18,10 +18,9 @@ async def _log(
     now: datetime,
     **payload: object,
 ) -> CustomerEvent:
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type=type,
         source=source,
         occurred_at=now,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Customer, CustomerEvent, Outbox
-from bot.store.customers import record_event
+from bot.store.customers import log_customer_event
 
 OPEN_TYPES = ("reply", "nps_feedback")
 CLOSING_TYPES = ("support_reply", "follow_up_resolved")
@@ -41,10 +41,9 @@ async def record_reply(
     now: datetime,
 ) -> CustomerEvent:
     """Log a customer's message to the shop, linked to the message it answers."""
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="reply",
         source="telegram",
         occurred_at=now,
@@ -65,10 +64,9 @@ async def record_support_reply(
     *, session: AsyncSession, customer: Customer, text: str, outbox_id: int | None, now: datetime
 ) -> CustomerEvent:
     """Log the shop's answer to a customer."""
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="support_reply",
         source="cli",
         occurred_at=now,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.dates import Birthday
 from bot.models import Customer, CustomerEvent, Outbox, OutboxState, Survey
-from bot.store.customers import record_event
+from bot.store.customers import log_customer_event
 
 # The year kept in `customers.birthday` when the customer did not say it (a leap year, so
 # 29 February fits); `customers.birth_year` is None then.
@@ -92,10 +92,9 @@ async def set_birthday(
     customer.birth_year = birthday.year
     customer.updated_at = now
     session.add(customer)
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="birthday_set",
         source=source,
         occurred_at=now,
@@ -133,10 +132,9 @@ async def set_attribute(
     customer.attributes = attributes
     customer.updated_at = now
     session.add(customer)
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="survey_answered",
         source="telegram",
         occurred_at=now,
@@ -159,10 +157,9 @@ async def record_survey_end(
     outbox_id: int | None,
 ) -> CustomerEvent:
     """Log a survey that ended without an answer: skipped, too many retries, or stop."""
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="survey_skipped" if reason == "skip" else "survey_abandoned",
         source="telegram",
         occurred_at=now,
@@ -185,10 +182,9 @@ async def record_nps(
         customer.needs_follow_up = True
     customer.updated_at = now
     session.add(customer)
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="nps_answered",
         source="telegram",
         occurred_at=now,
@@ -211,10 +207,9 @@ async def record_nps_feedback(
     customer.needs_follow_up = True
     customer.updated_at = now
     session.add(customer)
-    return await record_event(
+    return await log_customer_event(
         session=session,
-        shop_id=customer.shop_id,
-        customer_id=customer.id,
+        customer=customer,
         type="nps_feedback",
         source="telegram",
         occurred_at=now,
