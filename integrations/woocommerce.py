@@ -271,15 +271,7 @@ class WooCommerceAdapter:
     """WooCommerce: `X-WC-Webhook-Signature`, `X-WC-Webhook-Topic`, the activation ping."""
 
     name = "woocommerce"
-    subscribe_topics: tuple[str, ...] = (
-        "order.created",
-        "order.updated",
-        "order.deleted",
-        "customer.created",
-        "customer.updated",
-        "product.created",
-        "product.updated",
-    )
+    subscribe_topics: tuple[str, ...] = tuple(_PARSERS)  # every topic parsed is one to subscribe
 
     def verify(self, headers: Headers, raw_body: bytes, secret: str) -> bool:
         """Check `X-WC-Webhook-Signature` (base64 HMAC-SHA256 of the raw body)."""
