@@ -201,18 +201,8 @@ class Playground:
 
     async def dispatch(self) -> dict[str, Any]:
         """Send every outbox row due now through the rate-limited channel; return the counts."""
-        from bot.delivery.channels.telegram import TelegramChannel
-        from bot.delivery.courier import Courier
-        from bot.delivery.limiter import SlidingWindowLimiter
+        from bot.delivery.courier import courier_for
 
-        dispatch = self.settings.dispatch
-        limiter = SlidingWindowLimiter(dispatch.rate_per_second, dispatch.per_chat_per_second)
-        courier = Courier(
-            sessions=self.services.sessions,
-            channel=TelegramChannel(self.services.bots, limiter),
-            clock=self.clock,
-            settings=self.settings,
-        )
-        counts = await courier.drain()
+        counts = await courier_for(self.services).drain()
         await self.settle()
         return counts.as_dict()

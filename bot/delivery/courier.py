@@ -33,6 +33,7 @@ from bot.delivery.suppression import decide
 from bot.i18n import resolve_locale
 from bot.messages.render import RenderContext, Rendered, SkipMessage, UnknownKind, render_message
 from bot.models import Customer, Lane, Outbox, OutboxState, Shop
+from bot.services import Services
 from bot.shop_settings import ShopSettings, load_shop_settings
 from bot.store import outbox as store
 
@@ -461,21 +462,26 @@ def _postpone(row: Outbox, until: datetime, reason: str | None) -> store.Outcome
 # ------------------------------------------------------------------------ in the service
 
 
-async def courier_context(app: web.Application) -> AsyncIterator[None]:
-    """Run the Courier beside the web app: started on startup, stopped gracefully on cleanup."""
+def courier_for(services: Services) -> Courier:
+    """Build the Courier that sends through the service's bots within the configured rates."""
     from bot.delivery.channels.telegram import TelegramChannel
     from bot.delivery.limiter import SlidingWindowLimiter
-    from bot.web.keys import SERVICES
 
-    services = app[SERVICES]
     dispatch = services.settings.dispatch
     limiter = SlidingWindowLimiter(dispatch.rate_per_second, dispatch.per_chat_per_second)
-    courier = Courier(
+    return Courier(
         sessions=services.sessions,
         channel=TelegramChannel(services.bots, limiter),
         clock=services.clock,
         settings=services.settings,
     )
+
+
+async def courier_context(app: web.Application) -> AsyncIterator[None]:
+    """Run the Courier beside the web app: started on startup, stopped gracefully on cleanup."""
+    from bot.web.keys import SERVICES
+
+    courier = courier_for(app[SERVICES])
     stop = asyncio.Event()
     task = asyncio.create_task(courier.run_forever(stop), name="nudge-courier")
     yield
@@ -486,4 +492,4 @@ async def courier_context(app: web.Application) -> AsyncIterator[None]:
         log.error("the courier did not stop within 30 s; rows in flight become unknown")
 
 
-__all__ = ["DEFAULT_LEASE", "Courier", "RunCounts", "courier_context"]
+__all__ = ["DEFAULT_LEASE", "Courier", "RunCounts", "courier_context", "courier_for"]
