@@ -3,18 +3,32 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# Quiet installs: the first thing `make demo` shows is the demo, not pip's or setuptools' chatter.
+PIP := $(BIN)/python -m pip --quiet --quiet --disable-pip-version-check
 PYBABEL := $(BIN)/pybabel
 KEYWORDS := -k _ -k __ -k ngettext:1,2 -k lazy_ngettext:1,2
 
-.PHONY: install demo serve test lint format locales locales-extract locales-compile bench clean
+.PHONY: install lock demo serve test lint format locales locales-extract locales-compile bench clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+# Exactly the locked versions, checked against their hashes; then Nudge itself, built with the
+# locked setuptools (no build isolation, so nothing unlocked is fetched).
+$(STAMP): $(LOCK) pyproject.toml setup.py
+	@echo "Setting up $(VENV) from $(LOCK) (once, about 30 s)…"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install --require-hashes --no-deps -r $(LOCK)
+	@$(PIP) install --no-deps --no-build-isolation -e . 2>$(VENV)/build.log \
+		|| { cat $(VENV)/build.log; exit 1; }
+	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh the lock on purpose (newest versions the ranges in pyproject.toml allow), in its own
+# commit, with `make test` green. The lock is universal: any OS, Python 3.11 and newer.
+LOCK_ARGS ?= --upgrade
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --quiet --custom-compile-command "make lock" $(LOCK_ARGS) -o $(LOCK)
 
 demo: $(STAMP)
 	$(BIN)/nudge demo $(DEMO_ARGS)
