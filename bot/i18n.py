@@ -15,6 +15,7 @@ from aiogram.utils.i18n import lazy_gettext as __
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date as _babel_date
 from babel.dates import format_datetime as _babel_datetime
+from babel.languages import get_official_languages
 from babel.numbers import format_currency, format_decimal
 
 from bot.resources import resource_dir
@@ -101,8 +102,14 @@ def _grouped(value: Decimal, locale: str) -> bool:
 
 
 def regional(locale: str, country: str | None) -> str:
-    """Return the locale for the shop's country when Babel has it (ru + KZ: ru_KZ), else locale."""
-    if country:
+    """Return the locale as written in the shop's country (ru + KZ: ru_KZ), else the locale.
+
+    Only where the language is spoken there by law or in fact (CLDR): Russian in Kazakhstan
+    writes tenge as ₸. An English reader of a Ukrainian or Polish shop reads English digits
+    (UAH 2,231.00), not CLDR's newer en_UA and en_PL forms (2 231,00 UAH), which mix
+    continental separators into English text and changed between Babel releases.
+    """
+    if country and locale in get_official_languages(country.upper(), de_facto=True):
         try:
             return str(Locale.parse(f"{locale}_{country.upper()}"))
         except (UnknownLocaleError, ValueError):

@@ -190,9 +190,36 @@ def test_dates_use_the_locales_month_names():
         ("uk", "UA", "UAH", "39\xa0700,00\xa0₴"),
         ("pl", "PL", "PLN", "39\xa0700,00\xa0zł"),
         ("en", "XX", "USD", "$39,700.00"),
+        ("en", "US", "USD", "$39,700.00"),
+        ("en", "GB", "GBP", "£39,700.00"),
     ],
 )
 def test_money_follows_the_shops_country_when_the_locale_has_a_regional_form(
     locale, country, currency, expected
 ):
     assert format_money(Decimal(39700), currency, locale, country) == expected
+
+
+@pytest.mark.parametrize(
+    ("country", "currency", "expected"),
+    [
+        ("UA", "UAH", "UAH\xa02,231.00"),
+        ("PL", "PLN", "PLN\xa02,231.00"),
+        ("DE", "EUR", "€2,231.00"),
+        ("KZ", "KZT", "KZT\xa02,231.00"),
+    ],
+)
+def test_english_readers_get_english_digits_in_any_shops_country(country, currency, expected):
+    """en + UA prints UAH 2,231.00 on purpose: English separators, the code where en has no sign.
+
+    CLDR 47 (Babel 2.19) added en_UA, en_PL…, which write 2 231,00 UAH; an English sentence
+    with continental separators reads as a typo, so the shop's country does not regionalize
+    English (it does regionalize a language spoken there: ru + KZ gives ₸).
+    """
+    assert format_money(Decimal(2231), currency, "en", country) == expected
+
+
+def test_a_language_spoken_in_the_shops_country_takes_its_regional_form():
+    assert format_money(Decimal(2231), "UAH", "ru", "UA") == "2\xa0231,00\xa0₴"
+    assert format_money(Decimal(2231), "KZT", "ru", "KZ") == "2\xa0231,00\xa0₸"
+    assert format_money(Decimal(2231), "KZT", "uk", "KZ") == "2\xa0231,00\xa0KZT"
