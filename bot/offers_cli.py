@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -11,18 +10,16 @@ import click
 from bot.cli import NotFound, UsageProblem, emit, json_option, run, settings_from, with_database
 from bot.db import transaction
 from bot.shop_settings import load_shop_settings
-from bot.store.codes import CodeError, check_pattern, ensure_pool, import_codes, pool_status
+from bot.store.codes import (
+    CodeError,
+    check_pattern,
+    ensure_pool,
+    import_codes,
+    pool_status,
+    read_code_file,
+)
 from bot.store.reports import flow_report
 from bot.store.shops import find_shop
-
-
-def _read_codes(path: Path) -> list[str]:
-    """Read the first column of a CSV file; a header row named code/codes is skipped."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        rows = [row[0].strip() for row in csv.reader(fh) if row and row[0].strip()]
-    if rows and rows[0].lower() in ("code", "codes", "promo_code", "promo code"):
-        rows = rows[1:]
-    return rows
 
 
 async def _shop_or_fail(session: Any, shop_id: int) -> Any:
@@ -44,9 +41,12 @@ def codes() -> None:
 @json_option
 @click.pass_context
 def codes_import(ctx: click.Context, shop_id: int, pool: str, file: Path, as_json: bool) -> None:
-    """Import codes from a CSV file (first column) into a pool."""
+    """Import codes from a CSV file (first column; `,` `;` or tab; UTF-8, UTF-16 or cp1251)."""
     settings = settings_from(ctx)
-    found = _read_codes(file)
+    try:
+        found = [code for _line, code in read_code_file(file.read_bytes())]
+    except CodeError as exc:
+        raise UsageProblem(f"{file}: {exc}") from None
 
     async def work(sessions: Any) -> dict[str, Any]:
         from datetime import UTC, datetime

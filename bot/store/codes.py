@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
 import re
 import secrets
 from collections.abc import Iterable
@@ -22,6 +24,68 @@ _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$")
 
 class CodeError(ValueError):
     """A code or pattern is not acceptable."""
+
+
+HEADERS = ("code", "codes", "promo_code", "promo code", "код", "промокод", "kod", "kod rabatowy")
+DELIMITERS = ",;\t"
+
+
+def _decode(data: bytes) -> str:
+    """Decode a code file as shops save it: UTF-8 (BOM or not), UTF-16, or Windows-1251."""
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            return data.decode(encoding)
+    odd, even = data[1::2].count(0), data[0::2].count(0)
+    if max(odd, even) > len(data) // 4:  # UTF-16 without a BOM: ASCII has a zero byte each
+        return data.decode("utf-16-le" if odd > even else "utf-16-be")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1251")  # Excel's "CSV" in ru/uk locales; every byte decodes
+
+
+def read_code_file(data: bytes) -> list[tuple[int, str]]:
+    """Return (line number, code) from the first column of a CSV/TSV file; refuse bad files.
+
+    The delimiter is `,`, `;` (Excel's default in ru/uk/pl) or a tab; a header row such as
+    `code` is skipped. An empty file, or a row whose code is not usable, is a CodeError that
+    names the line.
+    """
+    try:
+        text = _decode(data)
+    except UnicodeDecodeError as exc:
+        raise CodeError(f"cannot read the file as text ({exc.reason})") from None
+    lines = text.splitlines()
+    sample = next((line for line in lines if line.strip()), "")
+    delimiter = max(DELIMITERS, key=sample.count) if any(d in sample for d in DELIMITERS) else ","
+    found: list[tuple[int, str]] = []
+    for number, row in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
+        code = row[0].strip().strip("\ufeff") if row else ""
+        if not code:
+            continue
+        if not found and code.lower() in HEADERS:
+            continue
+        if not _CODE.fullmatch(code):
+            raise CodeError(f"line {number}: {code!r} {_why_unusable(code)}")
+        found.append((number, code))
+    if not found:
+        raise CodeError("the file has no codes")
+    return found
+
+
+def _why_unusable(code: str) -> str:
+    if any(ch.isalpha() and not ch.isascii() for ch in code):
+        return (
+            "is not a usable promo code: use Latin letters (A-Z), digits, '-' and '_' "
+            "(customers type codes at checkout, where other alphabets mix up)"
+        )
+    if len(code) < 3 or len(code) > 64:
+        return "is not a usable promo code: a code has 3 to 64 characters"
+    return "is not a usable promo code: use Latin letters (A-Z), digits, '-' and '_'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +138,11 @@ async def ensure_pool(
 async def import_codes(
     *, session: AsyncSession, shop_id: int, pool: str, codes: Iterable[str], now: datetime
 ) -> tuple[int, int]:
-    """Add codes to a pool; return (added, skipped as duplicates). Bad codes raise CodeError."""
+    """Add codes to a pool; return (added, skipped as duplicates). Bad codes raise CodeError.
+
+    Codes compare case-insensitively (checkouts accept SPRING10 as spring10): a code that
+    differs from a stored one, or an earlier one in the file, only in case is a duplicate.
+    """
     target = await ensure_pool(session=session, shop_id=shop_id, name=pool, now=now)
     wanted: list[str] = []
     for raw in codes:
@@ -82,24 +150,29 @@ async def import_codes(
         if not code:
             continue
         if not _CODE.fullmatch(code):
-            raise CodeError(f"not a usable promo code: {code!r}")
+            raise CodeError(f"{code!r} {_why_unusable(code)}")
         wanted.append(code)
-    existing = set(
-        (
-            await session.scalars(
-                select(PromoCode.code).where(
-                    PromoCode.shop_id == shop_id,
-                    PromoCode.code.in_(wanted),  # type: ignore[attr-defined]
-                )
+    folded = sorted({code.upper() for code in wanted})
+    existing: set[str] = set()
+    for start in range(0, len(folded), 500):  # bounded IN lists for big files
+        chunk = folded[start : start + 500]
+        stored = await session.scalars(
+            select(func.upper(PromoCode.code)).where(
+                PromoCode.shop_id == shop_id,
+                func.upper(PromoCode.code).in_(chunk),
             )
-        ).all()
-    )
-    fresh = list(dict.fromkeys(c for c in wanted if c not in existing))
+        )
+        existing.update(stored.all())
+    fresh: dict[str, str] = {}
+    for code in wanted:
+        if code.upper() not in existing:
+            fresh.setdefault(code.upper(), code)
+    fresh_codes = list(fresh.values())
     session.add_all(
-        PromoCode(shop_id=shop_id, pool_id=target.id, code=c, created_at=now) for c in fresh
+        PromoCode(shop_id=shop_id, pool_id=target.id, code=c, created_at=now) for c in fresh_codes
     )
     await session.flush()
-    return len(fresh), len(wanted) - len(fresh)
+    return len(fresh_codes), len(wanted) - len(fresh_codes)
 
 
 async def issue_code(
