@@ -1,0 +1,324 @@
+"""Customer metrics and lifecycle stages, computed from orders by SQL in the database.
+
+For each customer of a shop (placed orders only; a cancelled order counts for nothing):
+orders and revenue over the last three years, average order value, first and last order,
+average days between orders, the expected next order (last order + their own average interval,
+or the shop's median interval while they have fewer than two orders), RFM scores 1-5 (where the
+customer stands among the shop's buyers of the last three years, by percent rank, so equal
+values share a score) and the stage:
+
+| stage | when |
+| --- | --- |
+| `prospect` | no order |
+| `lapsed` | a year without an order, or past 3x their interval |
+| `at_risk` | past 1.5x their interval |
+| `new` | one order |
+| `active` | otherwise |
+
+`refresh_metrics` rewrites the rows of a whole shop (or of some customers, after their order)
+in a few statements, never loading customers into Python; a stage that changes is recorded as a
+`stage_changed` event on the profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    String,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    type_coerce,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.db import Money, UTCDateTime
+from bot.models import Customer, CustomerEvent, CustomerMetrics, Order, OrderStatus, Stage
+
+DEFAULT_INTERVAL_DAYS = 90.0  # a shop with no repeat buyer yet
+WINDOW = timedelta(days=3 * 365 + 1)
+LAPSED_AFTER_DAYS = 365
+AT_RISK_FACTOR = 1.5
+LAPSED_FACTOR = 3.0
+
+CUSTOMERS = Customer.__table__  # type: ignore[attr-defined]
+METRICS = CustomerMetrics.__table__  # type: ignore[attr-defined]
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+EVENTS = CustomerEvent.__table__  # type: ignore[attr-defined]
+_JULIAN_UNIX_EPOCH = 2440587.5
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshReport:
+    """What a refresh did."""
+
+    customers: int
+    stage_changes: int
+    median_interval_days: float
+
+
+def _age_days(dialect: str, now: datetime, column: Any) -> Any:
+    """Days from `column` to `now` as a float expression."""
+    if dialect == "postgresql":
+        return (now.timestamp() - func.extract("epoch", column)) / 86400.0
+    julian_now = now.timestamp() / 86400.0 + _JULIAN_UNIX_EPOCH
+    return julian_now - func.julianday(column)
+
+
+def _span_days(dialect: str, later: Any, earlier: Any) -> Any:
+    if dialect == "postgresql":
+        return (func.extract("epoch", later) - func.extract("epoch", earlier)) / 86400.0
+    return func.julianday(later) - func.julianday(earlier)
+
+
+def _plus_days(dialect: str, column: Any, days: Any) -> Any:
+    if dialect == "postgresql":
+        return column + cast(days, Float) * literal_column("interval '1 day'")
+    return func.strftime("%Y-%m-%d %H:%M:%f", func.julianday(column) + days)
+
+
+def _stage_json(dialect: str, old: Any, new: Any) -> Any:
+    build = func.jsonb_build_object if dialect == "postgresql" else func.json_object
+    return build("from", old, "to", new)
+
+
+def _score(rank: Any) -> Any:
+    """Map a percent rank (0..1) to a score 1..5."""
+    return case((rank < 0.2, 1), (rank < 0.4, 2), (rank < 0.6, 3), (rank < 0.8, 4), else_=5)
+
+
+def _orders(shop_id: int, now: datetime) -> Any:
+    """Per customer: orders and revenue in the window, all orders, first and last order."""
+    o = ORDERS.c
+    recent = o.placed_at >= now - WINDOW
+    return (
+        select(
+            o.customer_id.label("customer_id"),
+            func.count().label("orders_all"),
+            func.sum(case((recent, 1), else_=0)).label("orders_count"),
+            type_coerce(func.sum(case((recent, o.total), else_=None)), Money).label("revenue"),
+            func.min(o.placed_at).label("first_order_at"),
+            func.max(o.placed_at).label("last_order_at"),
+        )
+        .where(
+            o.shop_id == shop_id,
+            o.status == OrderStatus.PLACED.value,
+            o.customer_id.is_not(None),
+        )
+        .group_by(o.customer_id)
+    )
+
+
+async def _median_interval(session: AsyncSession, agg: Any, dialect: str) -> float:
+    """Return the shop's median days between orders among repeat buyers."""
+    span = _span_days(dialect, agg.c.last_order_at, agg.c.first_order_at)
+    interval = (span / (agg.c.orders_all - 1)).label("interval")
+    repeat = select(interval).where(agg.c.orders_all >= 2)
+    count = int(await session.scalar(select(func.count()).select_from(repeat.subquery())) or 0)
+    if count == 0:
+        return DEFAULT_INTERVAL_DAYS
+    ordered = repeat.order_by(interval)
+    if count % 2:
+        return float(await session.scalar(ordered.offset(count // 2).limit(1)) or 0)
+    pair = (await session.scalars(ordered.offset(count // 2 - 1).limit(2))).all()
+    return float(sum(pair) / 2)
+
+
+async def refresh_metrics(
+    *,
+    session: AsyncSession,
+    shop_id: int,
+    now: datetime,
+    customer_ids: list[int] | None = None,
+    source: str = "metrics",
+) -> RefreshReport:
+    """Recompute metrics and stages for the shop (or some of its customers) as of `now`.
+
+    RFM scores rank a customer among all the shop's buyers, so they are recomputed for the
+    customers refreshed against the whole shop's distribution.
+    """
+    dialect = session.bind.dialect.name
+    now = now.astimezone(UTC)
+    agg = _orders(shop_id, now).cte("agg")
+    median = await _median_interval(session, agg, dialect)
+
+    buyers = select(
+        agg.c.customer_id,
+        func.percent_rank().over(order_by=agg.c.last_order_at).label("r"),
+        func.percent_rank().over(order_by=agg.c.orders_count).label("f"),
+        func.percent_rank().over(order_by=agg.c.revenue).label("m"),
+    ).where(agg.c.orders_count > 0)
+    rfm = buyers.cte("rfm")
+
+    c = CUSTOMERS.c
+    own = case(
+        (
+            agg.c.orders_all >= 2,
+            _span_days(dialect, agg.c.last_order_at, agg.c.first_order_at)
+            / (agg.c.orders_all - 1),
+        ),
+        else_=None,
+    )
+    interval = func.coalesce(own, literal(median))
+    since_last = _age_days(dialect, now, agg.c.last_order_at)
+    stage = case(
+        (agg.c.last_order_at.is_(None), Stage.PROSPECT.value),
+        (since_last > LAPSED_AFTER_DAYS, Stage.LAPSED.value),
+        (since_last > LAPSED_FACTOR * interval, Stage.LAPSED.value),
+        (since_last > AT_RISK_FACTOR * interval, Stage.AT_RISK.value),
+        (agg.c.orders_all == 1, Stage.NEW.value),
+        else_=Stage.ACTIVE.value,
+    )
+    revenue = type_coerce(func.coalesce(agg.c.revenue, 0), Money)
+    count = func.coalesce(agg.c.orders_count, 0)
+    r, f, m = _score(rfm.c.r), _score(rfm.c.f), _score(rfm.c.m)
+    has_rfm = rfm.c.customer_id.is_not(None)
+    rfm_cell = case((has_rfm, cast(r, String) + cast(f, String) + cast(m, String)), else_=None)
+    where = [c.shop_id == shop_id, c.redacted_hash.is_(None)]
+    if customer_ids is not None:
+        where.append(c.id.in_(customer_ids))
+    computed = (
+        select(
+            c.id.label("customer_id"),
+            c.shop_id.label("shop_id"),
+            count.label("orders_count"),
+            revenue.label("revenue"),
+            type_coerce(case((count > 0, agg.c.revenue / count), else_=None), Money).label("aov"),
+            agg.c.first_order_at.label("first_order_at"),
+            agg.c.last_order_at.label("last_order_at"),
+            own.label("avg_interval_days"),
+            type_coerce(
+                case(
+                    (
+                        agg.c.last_order_at.is_not(None),
+                        _plus_days(dialect, agg.c.last_order_at, interval),
+                    ),
+                    else_=None,
+                ),
+                UTCDateTime,
+            ).label("expected_next_order_at"),
+            case((has_rfm, r), else_=None).label("rfm_r"),
+            case((has_rfm, f), else_=None).label("rfm_f"),
+            case((has_rfm, m), else_=None).label("rfm_m"),
+            rfm_cell.label("rfm_cell"),
+            stage.label("stage"),
+        )
+        .select_from(
+            CUSTOMERS.outerjoin(agg, agg.c.customer_id == c.id).outerjoin(
+                rfm, rfm.c.customer_id == c.id
+            )
+        )
+        .where(*where)
+    ).cte("computed")
+
+    old = METRICS.alias("old")
+    previous = func.coalesce(old.c.stage, Stage.PROSPECT.value)
+    changes = (
+        select(
+            computed.c.shop_id,
+            computed.c.customer_id,
+            literal("stage_changed"),
+            _stage_json(dialect, previous, computed.c.stage),
+            literal(source),
+            literal(now, UTCDateTime),
+        )
+        .select_from(computed.outerjoin(old, old.c.customer_id == computed.c.customer_id))
+        .where(previous != computed.c.stage)
+    )
+    moved = await _rowcount(
+        session,
+        insert(EVENTS).from_select(
+            ["shop_id", "customer_id", "type", "payload", "source", "occurred_at"], changes
+        ),
+    )
+    stage_since = case(
+        (
+            and_(old.c.stage.is_not(None), old.c.stage == computed.c.stage),
+            old.c.stage_since,
+        ),
+        else_=literal(now, UTCDateTime),
+    )
+    rows = (
+        select(
+            computed.c.customer_id,
+            computed.c.shop_id,
+            computed.c.orders_count,
+            computed.c.revenue,
+            computed.c.aov,
+            computed.c.first_order_at,
+            computed.c.last_order_at,
+            computed.c.avg_interval_days,
+            computed.c.expected_next_order_at,
+            computed.c.rfm_r,
+            computed.c.rfm_f,
+            computed.c.rfm_m,
+            computed.c.rfm_cell,
+            computed.c.stage,
+            type_coerce(stage_since, UTCDateTime),
+            literal(now, UTCDateTime),
+        )
+        .select_from(computed.outerjoin(old, old.c.customer_id == computed.c.customer_id))
+        .where(literal(True))  # SQLite: INSERT … SELECT … ON CONFLICT needs a WHERE
+    )
+    columns = [
+        "customer_id",
+        "shop_id",
+        "orders_count",
+        "revenue",
+        "aov",
+        "first_order_at",
+        "last_order_at",
+        "avg_interval_days",
+        "expected_next_order_at",
+        "rfm_r",
+        "rfm_f",
+        "rfm_m",
+        "rfm_cell",
+        "stage",
+        "stage_since",
+        "refreshed_at",
+    ]
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    statement = upsert(METRICS).from_select(columns, rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["customer_id"],
+        set_={name: statement.excluded[name] for name in columns if name != "customer_id"},
+    )
+    written = await _rowcount(session, statement)
+    return RefreshReport(written, moved, median)
+
+
+async def _rowcount(session: AsyncSession, statement: Any) -> int:
+    """Execute a write and return how many rows it wrote (SQLite reports -1 after WITH …)."""
+    result = await session.execute(statement)
+    if result.rowcount is not None and result.rowcount >= 0:
+        return int(result.rowcount)
+    return int(await session.scalar(select(func.changes())) or 0)
+
+
+async def customer_metrics(
+    *, session: AsyncSession, shop_id: int, customer_id: int
+) -> CustomerMetrics | None:
+    """Return a customer's metrics row (None before the first refresh)."""
+    row = await session.get(CustomerMetrics, customer_id)
+    return row if row is not None and row.shop_id == shop_id else None
+
+
+__all__ = [
+    "DEFAULT_INTERVAL_DAYS",
+    "RefreshReport",
+    "customer_metrics",
+    "refresh_metrics",
+]
