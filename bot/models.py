@@ -94,7 +94,12 @@ class Shop(SQLModel, table=True):
     webhook_secret: str = Field(max_length=128)
     settings: dict[str, Any] = _json()
     last_delivery_at: datetime | None = _ts()
+    # webhook deliveries refused for a bad signature since the last authentic one (shop check)
+    signature_failures: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_signature_failure_at: datetime | None = _ts()
     uninstalled_at: datetime | None = _ts()
+    # the shop's median days between orders at the last full metrics refresh (bot.lifecycle)
+    median_interval_days: float | None = None
     created_at: datetime = _ts(nullable=False)
 
 
@@ -122,8 +127,11 @@ class Customer(SQLModel, table=True):
     birthday: date | None = None
     birth_year: int | None = None
     attributes: dict[str, Any] = _json()
+    country: str | None = Field(default=None, max_length=2)
+    city: str | None = Field(default=None, max_length=200)
     telegram_chat_id: int | None = Field(default=None, sa_type=BigInteger)
     telegram_username: str | None = Field(default=None, max_length=64)
+    linked_at: datetime | None = _ts()
     consent: str = Field(default=Consent.UNKNOWN, max_length=16)
     consent_source: str | None = Field(default=None, max_length=64)
     consent_at: datetime | None = _ts()
@@ -324,6 +332,43 @@ class Inbox(SQLModel, table=True):
     processed_at: datetime | None = _ts()
 
 
+class TelegramUpdateState(StrEnum):
+    """Life of a Telegram update a shop's bot received."""
+
+    HANDLING = "handling"
+    RETRY = "retry"
+    DONE = "done"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
+class TelegramUpdate(SQLModel, table=True):
+    """A Telegram update claimed once per bot, then done, failed or rejected (unreadable).
+
+    Keyed by the bot (the token's numeric id) and Telegram's update_id, so a redelivered update
+    is recognised; the fingerprint (SHA-256 of its content) tells a redelivery from another
+    update under a reused id. An unreadable body with no update_id is kept with update_id NULL.
+    """
+
+    __tablename__ = "telegram_updates"
+    __table_args__ = (
+        Index("uq_telegram_updates_bot_update", "bot_id", "update_id", unique=True),
+        Index("ix_telegram_updates_received", "received_at"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    bot_id: int = Field(sa_type=BigInteger)
+    update_id: int | None = Field(default=None, sa_type=BigInteger)
+    fingerprint: str = Field(max_length=64)
+    state: str = Field(default=TelegramUpdateState.HANDLING, max_length=16)
+    attempts: int = 1
+    error: str | None = Field(default=None, max_length=2000)
+    received_at: datetime = _ts(nullable=False)
+    claimed_at: datetime = _ts(nullable=False)
+    finished_at: datetime | None = _ts()
+
+
 class OutboxState(StrEnum):
     """Life of a message to send."""
 
@@ -480,4 +525,77 @@ class FsmRecord(SQLModel, table=True):
     state: str | None = Field(default=None, max_length=255)
     data: dict[str, Any] = _json()
     expires_at: datetime = _ts(nullable=False, index=True)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class Stage(StrEnum):
+    """Where a customer is in their life with the shop, from their own ordering rhythm."""
+
+    PROSPECT = "prospect"  # linked, no order yet
+    NEW = "new"  # one order
+    ACTIVE = "active"  # ordered within 1.5x their expected interval
+    AT_RISK = "at_risk"  # past 1.5x
+    LAPSED = "lapsed"  # past 3x, or a year without an order
+
+
+class CustomerMetrics(SQLModel, table=True):
+    """What a customer's orders say about them, kept current by the metrics refresh."""
+
+    __tablename__ = "customer_metrics"
+    __table_args__ = (
+        Index("ix_customer_metrics_shop_stage", "shop_id", "stage"),
+        Index("ix_customer_metrics_shop_last_order", "shop_id", "last_order_at"),
+    )
+
+    customer_id: int = Field(
+        primary_key=True, sa_type=BigId, foreign_key="customers.id", ondelete="CASCADE"
+    )
+    shop_id: int = _shop_fk()
+    orders_count: int = 0
+    revenue: Decimal = Field(default=Decimal(0), sa_type=Money, nullable=False)
+    aov: Decimal | None = Field(default=None, sa_type=Money)
+    first_order_at: datetime | None = _ts()
+    last_order_at: datetime | None = _ts()
+    avg_interval_days: float | None = None
+    expected_next_order_at: datetime | None = _ts()
+    rfm_r: int | None = None
+    rfm_f: int | None = None
+    rfm_m: int | None = None
+    rfm_cell: str | None = Field(default=None, max_length=3)
+    stage: str = Field(default=Stage.PROSPECT, max_length=16)
+    stage_since: datetime | None = _ts()
+    refreshed_at: datetime = _ts(nullable=False)
+
+
+class CustomerTag(SQLModel, table=True):
+    """A tag the shop gave a customer (Shopify customer tags, a generic `tags` list)."""
+
+    __tablename__ = "customer_tags"
+    __table_args__ = (
+        Index("uq_customer_tags", "shop_id", "customer_id", "tag", unique=True),
+        Index("ix_customer_tags_tag", "shop_id", "tag"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    customer_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="customers.id",
+        ondelete="CASCADE",
+    )
+    tag: str = Field(max_length=200)
+
+
+class Segment(SQLModel, table=True):
+    """A saved audience: a definition in the segment language, named per shop."""
+
+    __tablename__ = "segments"
+    __table_args__ = (Index("uq_segments_shop_name", "shop_id", "name", unique=True),)
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    name: str = Field(max_length=100)
+    definition: dict[str, Any] = _json()
+    created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
