@@ -9,19 +9,32 @@ Conventions shared by every event:
 - money is `Decimal | None`: None means the platform sent nothing usable, never "free";
 - `occurred_at` is an aware UTC datetime: when the platform says the resource last changed
   (its `updated_at`), so the store can refuse an update older than what it already holds.
+
+Every adapter's `parse` ends with `storable(events, topic)`: the one place that refuses values
+no database column can hold, whatever the platform (`InvalidValue`, a ParseError): text with
+NUL characters (PostgreSQL refuses them) or lone surrogates (not Unicode: no driver encodes
+them), amounts beyond NUMERIC(14,4) (|x| ≤ 9999999999.9999 after rounding to 4 places),
+counts beyond a 32-bit integer, times outside 1970-01-01…2099-12-31 (flows add delays to them),
+and URLs that a redirect could not serve (`url_problem`). Such a delivery can never be
+applied, so it is refused at the door (generic: 400) or stored parked (Shopify, WooCommerce),
+never retried.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from yarl import URL
 
 Headers: TypeAlias = Mapping[str, Any]
 """Request headers: a dict or aiohttp's CIMultiDict; names are matched case-insensitively."""
@@ -29,6 +42,10 @@ Headers: TypeAlias = Mapping[str, Any]
 
 class ParseError(ValueError):
     """An authentic payload that cannot be understood; `str(error)` is the human reason."""
+
+
+class InvalidValue(ParseError):
+    """An authentic payload holding a value no database can store; never worth a retry."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -334,6 +351,10 @@ class PlatformAdapter(Protocol):
 
     name: str
     subscribe_topics: tuple[str, ...]
+    answers_errors: bool
+    """True when the sender reads 4xx answers and fixes its request (generic); False when any
+    non-2xx only makes the platform retry and, in the end, disable the webhook (Shopify,
+    WooCommerce): those get 200 and an unreadable delivery is stored parked."""
 
     def verify(self, headers: Headers, raw_body: bytes, secret: str) -> bool:
         """Return True when the delivery is signed with `secret`; never raise."""
@@ -348,7 +369,11 @@ class PlatformAdapter(Protocol):
         ...
 
     def delivery_key(self, topic: str, headers: Headers, payload: Any) -> str:
-        """Return the inbox dedupe key: equal for redeliveries of the same event."""
+        """Return the inbox dedupe key: equal for redeliveries of the same event.
+
+        Deliveries with different bodies must get different keys unless the platform
+        guarantees that its delivery id names one event (each adapter's docstring says how).
+        """
         ...
 
     def parse(
@@ -429,3 +454,140 @@ def utc(moment: datetime) -> datetime:
     if moment.utcoffset() is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a database can store (see the module docstring)
+
+MAX_STORED_MONEY = Decimal("9999999999.9999")
+MAX_STORED_INT = 2**31 - 1
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_URL = 2048
+_URL_FIELDS = frozenset({"url", "image", "recovery_url", "order_url"})
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+_CENTS = Decimal("0.0001")
+
+
+def text_problem(value: str) -> str | None:
+    """Return why a string cannot be stored (NUL, lone surrogate), or None when it can."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
+
+
+def money_problem(amount: Decimal) -> str | None:
+    """Return why an amount does not fit NUMERIC(14,4), or None when it does."""
+    if not amount.is_finite():
+        return "is not a finite number"
+    if abs(amount) >= Decimal(10) ** 11 or abs(amount.quantize(_CENTS)) > MAX_STORED_MONEY:
+        return f"{amount:f}"[:40] + f" is more than the largest amount stored ({MAX_STORED_MONEY})"
+    return None
+
+
+def moment_problem(moment: datetime) -> str | None:
+    """Return why a time cannot be used (no offset, outside 1970–2099), or None."""
+    if moment.utcoffset() is None:
+        return "has no UTC offset"
+    if not EARLIEST_TIME <= moment < LATEST_TIME:
+        return f"{moment.isoformat()} is outside 1970-01-01 to 2099-12-31"
+    return None
+
+
+def _host_problem(host: str) -> str | None:
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    labels = host.lower().removesuffix(".").split(".")
+    if len(host) > 253 or len(labels) < 2 or labels[-1].isdigit():
+        return "must name a real host"
+    if not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return "must name a real host"
+    return None
+
+
+def url_problem(value: str, limit: int = MAX_URL) -> str | None:
+    """Return why a URL may not be stored and redirected to, or None when it may.
+
+    Strict on purpose: http(s) only, a real host (DNS name or IP address), no credentials, no
+    backslash (browsers read it as "/", so `https://evil.example\\@shop.example.com` would lead
+    to evil.example), no spaces or control characters.
+    """
+    if len(value) > limit:
+        return f"must be an absolute http(s) URL of at most {limit} characters"
+    problem = text_problem(value)
+    if problem:
+        return problem
+    if any(ch.isspace() or ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        return "must not contain spaces or control characters"
+    if "\\" in value:
+        return "must not contain a backslash"
+    try:
+        parsed = URL(value)
+        host = parsed.raw_host
+    except (ValueError, TypeError):
+        return "must be an absolute http(s) URL"
+    if parsed.scheme not in ("http", "https") or not parsed.absolute or not host:
+        return "must be an absolute http(s) URL"
+    if parsed.raw_user is not None or parsed.raw_password is not None:
+        return "must not contain a user name or password"
+    return _host_problem(host)
+
+
+def _value_problem(value: Any, name: str) -> str | None:
+    if isinstance(value, str):
+        return url_problem(value) if name in _URL_FIELDS else text_problem(value)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if abs(value) <= MAX_STORED_INT else f"{value} is too large"
+    if isinstance(value, Decimal):
+        return money_problem(value)
+    if isinstance(value, datetime):
+        return moment_problem(value)
+    return None
+
+
+def _first_problem(value: Any, path: str) -> str | None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for spec in dataclasses.fields(value):
+            inner = f"{path}.{spec.name}" if path else spec.name
+            found = _first_problem(getattr(value, spec.name), inner)
+            if found:
+                return found
+        return None
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        for n, item in enumerate(value):
+            found = _first_problem(item, f"{path}.{n}")
+            if found:
+                return found
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return None
+    problem = _value_problem(value, path.rsplit(".", 1)[-1])
+    return f"{path}: {problem}" if problem else None
+
+
+def storable(events: list[ShopEvent], where: str) -> list[ShopEvent]:
+    """Return the events unchanged; raise InvalidValue naming the first value none can store."""
+    for event in events:
+        if isinstance(event, NotSupported):
+            continue
+        problem = _first_problem(event, "")
+        if problem:
+            raise InvalidValue(f"{where}: {problem}")
+    return events
+
+
+def printable(reason: str, limit: int = 2000) -> str:
+    """Return a reason safe to store, log and answer: NUL, controls and surrogates escaped."""
+    escaped = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(
+        ch if ch.isprintable() or ch in "\n\t" else f"\\x{ord(ch):02x}" for ch in escaped
+    )[:limit]

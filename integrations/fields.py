@@ -17,7 +17,7 @@ from typing import Any
 
 import phonenumbers
 
-from integrations.base import CustomerRef, ParseError, utc
+from integrations.base import CustomerRef, ParseError, url_problem, utc
 
 MAX_TEXT = 500
 MAX_ID = 128
@@ -171,11 +171,9 @@ def locale(value: Any) -> str | None:
 
 
 def url(value: Any) -> str | None:
-    """Return an absolute http(s) URL, else None."""
+    """Return an absolute http(s) URL a redirect can serve (`url_problem`), else None."""
     found = text(value, 2048)
-    if found is None or not found.lower().startswith(("https://", "http://")):
-        return None
-    if any(ch.isspace() for ch in found):
+    if found is None or url_problem(found) is not None:
         return None
     return found
 

@@ -8,7 +8,11 @@ that runs (no jsonschema dependency), so keep the three in step.
 - Topic: the `X-Nudge-Topic` header (customer.upserted, cart.updated, order.placed,
   order.cancelled, product.viewed).
 - Body: `{"id": <idempotency key>, "occurred_at": <ISO 8601 with offset>, "data": {...}}`;
-  the `id` is covered by the signature and is the inbox dedupe key.
+  the `id` is covered by the signature and is the inbox dedupe key. The sender promises that
+  one `id` names one change: a repeated `id` with the same content (compared as canonical
+  JSON, `payload_digest`) is a duplicate; a repeated `id` with other content is a sender bug
+  that the web layer answers 409 rather than drop silently (`answers_errors`: this sender reads
+  4xx answers).
 
 Validation is strict (unknown fields are refused) because the sender is a developer who wants
 to hear about a typo at once; every failure is a ParseError naming the field.
@@ -24,7 +28,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -34,6 +37,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from yarl import URL
 
 from integrations.base import (
     CartUpdated,
@@ -49,7 +53,11 @@ from integrations.base import (
     ProductViewed,
     ShopEvent,
     header,
+    moment_problem,
     signature_matches,
+    storable,
+    text_problem,
+    url_problem,
     utc,
 )
 from integrations.fields import e164
@@ -107,9 +115,13 @@ def _moment(value: Any) -> datetime:
     if moment.utcoffset() is None:
         raise ValueError('must include a UTC offset ("Z" or "+02:00")')
     try:
-        return utc(moment)
+        moment = utc(moment)
     except OverflowError:
         raise ValueError("is out of range") from None
+    problem = moment_problem(moment)
+    if problem:
+        raise ValueError(f"must be between 1970-01-01 and 2099-12-31, not {value}")
+    return moment
 
 
 def _day(value: Any) -> date:
@@ -121,20 +133,25 @@ def _day(value: Any) -> date:
     raise ValueError('must be a date "YYYY-MM-DD"')
 
 
+def _storable_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(f"must be text that can be stored: it {problem}")
+    return value
+
+
 def _email(value: Any) -> str:
     if not isinstance(value, str) or len(value) > 254 or not _EMAIL.fullmatch(value.strip()):
         raise ValueError("must be an email address")
-    return value.strip().lower()
+    return _storable_text(value.strip().lower())
 
 
 def _http_url(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 2048:
+    if not isinstance(value, str):
         raise ValueError("must be an absolute http(s) URL of at most 2048 characters")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an absolute http(s) URL")
-    if any(ch.isspace() for ch in value):
-        raise ValueError("must not contain spaces")
+    problem = url_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -142,7 +159,7 @@ def _text(limit: int, shortest: int = 1) -> Any:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not shortest <= len(value.strip()) <= limit:
             raise ValueError(f"must be a string of {shortest}-{limit} characters")
-        return value.strip()
+        return _storable_text(value.strip())
 
     return Annotated[str, BeforeValidator(check)]
 
@@ -435,6 +452,7 @@ class GenericAdapter:
 
     name = "generic"
     subscribe_topics: tuple[str, ...] = tuple(TOPICS)
+    answers_errors = True
 
     def verify(self, headers: Headers, raw_body: bytes, secret: str) -> bool:
         """Check `X-Nudge-Signature: sha256=<hex HMAC-SHA256 of the raw body>`."""
@@ -470,11 +488,11 @@ class GenericAdapter:
             return [NotSupported(topic, occurred_at=ctx.received_at)]
         envelope = validate(Envelope, payload, topic)
         data = validate(spec.model, envelope.data, topic, prefix="data")
-        return [spec.build(envelope, data, ctx.default_region)]
+        return storable([spec.build(envelope, data, ctx.default_region)], topic)
 
 
 def _host_allowed(link: str, allowed_hosts: frozenset[str]) -> bool:
-    host = (urlsplit(link).hostname or "").lower()
+    host = (URL(link).host or "").lower()
     return any(host == h or host.endswith("." + h) for h in (a.lower() for a in allowed_hosts))
 
 
@@ -494,7 +512,7 @@ def parse_storefront_cart(payload: Any, ctx: ParseContext) -> CartUpdated:
         for where, link in links:
             if not _host_allowed(link, ctx.allowed_hosts):
                 raise ParseError(f"storefront cart: {where}: is not on the shop's domain")
-    return CartUpdated(
+    event = CartUpdated(
         token=cart.cart_token,
         cart_token=cart.cart_token,
         items=_lines(cart.items),
@@ -503,6 +521,8 @@ def parse_storefront_cart(payload: Any, ctx: ParseContext) -> CartUpdated:
         recovery_url=cart.url,
         occurred_at=utc(ctx.received_at),
     )
+    storable([event], "storefront cart")
+    return event
 
 
 adapter = GenericAdapter()

@@ -10,6 +10,14 @@ Choices worth knowing:
 - Category is the line item's `product_type` when present (vendor is a brand, not a category).
 - `occurred_at` is the payload's `updated_at` (else `created_at`), else the
   `X-Shopify-Triggered-At` header, else `ParseContext.received_at`.
+- Dedupe key: topic + `X-Shopify-Event-Id` (else `X-Shopify-Webhook-Id`). Shopify documents
+  that the same event id on two webhooks means a duplicate, so a redelivery whose body differs
+  (another subscription's `include_fields`, another serialization) is still the same event and
+  is dropped. The topic is part of the key because one event may be delivered under several
+  topics (an order created already paid: `orders/create` and `orders/paid`), and those must
+  all be kept. Without those headers (never from Shopify itself) the key is topic + resource id
+  + `updated_at` + a digest of the body: `updated_at` has one-second resolution, and two
+  different bodies are never duplicates.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from integrations.base import (
     hmac_sha256,
     payload_digest,
     signature_matches,
+    storable,
 )
 from integrations.fields import (
     best_phone,
@@ -370,6 +379,7 @@ class ShopifyAdapter:
     """Shopify: `X-Shopify-Hmac-Sha256`, `X-Shopify-Topic`, `X-Shopify-Event-Id`."""
 
     name = "shopify"
+    answers_errors = False
     subscribe_topics: tuple[str, ...] = (
         "checkouts/create",
         "checkouts/update",
@@ -404,14 +414,14 @@ class ShopifyAdapter:
         return (header(headers, "X-Shopify-Topic") or "").lower()
 
     def delivery_key(self, topic: str, headers: Headers, payload: Any) -> str:
-        """Return the event id (`X-Shopify-Event-Id`, else `X-Shopify-Webhook-Id`)."""
+        """Return topic + event id (`X-Shopify-Event-Id`, else `X-Shopify-Webhook-Id`)."""
         delivery = header(headers, "X-Shopify-Event-Id") or header(headers, "X-Shopify-Webhook-Id")
         if delivery:
-            return bounded_key("shopify", delivery)
+            return bounded_key("shopify", topic or "-", delivery)
         p = obj(payload)
         resource = first(ident(p.get("id")), ident(p.get("token"))) or "-"
-        changed = text(p.get("updated_at"), 40) or payload_digest(payload)
-        return bounded_key("shopify", topic or "-", resource, changed)
+        changed = text(p.get("updated_at"), 40) or "-"
+        return bounded_key("shopify", topic or "-", resource, changed, payload_digest(payload))
 
     def parse(
         self, topic: str, headers: Headers, payload: Any, ctx: ParseContext | None = None
@@ -431,7 +441,7 @@ class ShopifyAdapter:
             fallback_time=timestamp(header(headers, "X-Shopify-Triggered-At")) or ctx.received_at,
             shop_domain=text(header(headers, "X-Shopify-Shop-Domain"), 255),
         )
-        return reader(delivery)
+        return storable(reader(delivery), topic)
 
 
 adapter = ShopifyAdapter()

@@ -9,6 +9,13 @@ Choices worth knowing:
 - Times come from the `*_gmt` fields (naive, GMT); the site-local `date_modified` is never used.
 - The legacy v1–v3 body shape `{"order": {...}}` is unwrapped and its field names understood.
 - Names are HTML-unescaped ("Ship Your Idea &ndash; Black" → "Ship Your Idea – Black").
+- Dedupe key: topic + resource id + `date_modified_gmt` + a digest of the body (canonical
+  JSON). WooCommerce's Delivery-ID is not an event id (it can repeat) and `date_modified_gmt`
+  has one-second resolution: `order.updated` pending then processing in the same second share
+  it, so only the body tells them apart. An identical body is a duplicate whatever the
+  Delivery-ID (WooCommerce fires some hooks twice per save); a differing body never is. A
+  `*.deleted` delivery without a modification time is keyed by topic + id: a deletion is final,
+  two of them are one event.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from integrations.base import (
     hmac_sha256,
     payload_digest,
     signature_matches,
+    storable,
 )
 from integrations.fields import (
     best_phone,
@@ -271,6 +279,7 @@ class WooCommerceAdapter:
     """WooCommerce: `X-WC-Webhook-Signature`, `X-WC-Webhook-Topic`, the activation ping."""
 
     name = "woocommerce"
+    answers_errors = False
     subscribe_topics: tuple[str, ...] = tuple(_PARSERS)  # every topic parsed is one to subscribe
 
     def verify(self, headers: Headers, raw_body: bytes, secret: str) -> bool:
@@ -293,17 +302,14 @@ class WooCommerceAdapter:
         return (header(headers, "X-WC-Webhook-Topic") or "").lower()
 
     def delivery_key(self, topic: str, headers: Headers, payload: Any) -> str:
-        """Return topic + resource id + `date_modified_gmt` (the Delivery-ID can repeat)."""
+        """Return topic + resource id + `date_modified_gmt` + body digest (see the module)."""
         p = _unwrap(payload)
         resource = positive_ident(p.get("id"))
         modified = first(text(p.get("date_modified_gmt"), 40), text(p.get("updated_at"), 40))
-        if resource and modified:
-            return bounded_key("woocommerce", topic, resource, modified)
-        if resource and topic.endswith(".deleted"):
+        if resource and not modified and topic.endswith(".deleted"):
             return bounded_key("woocommerce", topic, resource)
-        webhook = header(headers, "X-WC-Webhook-ID") or "-"
-        delivery = header(headers, "X-WC-Webhook-Delivery-ID") or "-"
-        return bounded_key("woocommerce", topic, webhook, delivery, payload_digest(payload))
+        digest = payload_digest(payload)
+        return bounded_key("woocommerce", topic, resource or "-", modified or "-", digest)
 
     def parse(
         self, topic: str, headers: Headers, payload: Any, ctx: ParseContext | None = None
@@ -322,7 +328,7 @@ class WooCommerceAdapter:
             region=ctx.default_region,
             received_at=ctx.received_at,
         )
-        return reader(delivery)
+        return storable(reader(delivery), topic)
 
 
 adapter = WooCommerceAdapter()

@@ -1,9 +1,12 @@
 """The inbox: shop webhook deliveries stored before they are acknowledged, then applied.
 
 The web layer writes with `store_deliveries` (one multi-row INSERT … ON CONFLICT DO NOTHING per
-group of concurrent requests, through a plain connection: no ORM objects on the hot path). The
-worker reads with `due_deliveries` / `earlier_pending`, takes one row at a time with
-`lock_delivery` (FOR UPDATE SKIP LOCKED on PostgreSQL) and records the outcome.
+group of concurrent requests, through a plain connection: no ORM objects on the hot path), which
+also notes on the shop when deliveries arrived and how many failed their signature check. The
+worker reads with `due_deliveries` / `waiting_before`, takes one row at a time with
+`lock_delivery` (FOR UPDATE SKIP LOCKED on PostgreSQL), records the outcome, and `postpone`s
+rows that must wait behind a failing one (no attempt counted) so the next claim reaches newer
+rows. Errors are stored escaped (`printable`): they may quote the text that caused them.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Select, bindparam, case, func, or_, select, text, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.models import Inbox, InboxState, Shop
+from integrations.base import ParseError, printable
 
 INBOX = Inbox.__table__  # type: ignore[attr-defined]
 SHOPS = Shop.__table__  # type: ignore[attr-defined]
@@ -50,9 +55,51 @@ class NewDelivery:
             "state": InboxState.PARKED.value if parked else InboxState.PENDING.value,
             "attempts": 0,
             "next_attempt_at": self.received_at,
-            "last_error": self.parked_reason[:MAX_ERROR] if self.parked_reason else None,
+            "last_error": (
+                printable(self.parked_reason, MAX_ERROR) if self.parked_reason else None
+            ),
             "received_at": self.received_at,
         }
+
+
+_RACES = ("23505", "23P01")  # unique / exclusion violation: two writers, the retry wins
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Tell whether the same work would fail the same way again (the data), not pass later.
+
+    Permanent: a ParseError (InvalidValue among them), data the database refuses (SQLSTATE
+    class 22, integrity violations other than a unique race, SQLite's OverflowError and
+    "NOT NULL"/"CHECK" failures), values Python cannot encode or compute (ValueError,
+    ArithmeticError). Transient: everything else: connection errors, timeouts, deadlocks and
+    serialization failures (SQLSTATE 08, 40, 53, 57…), a unique race with another worker, and
+    unknown errors (a deploy may fix them).
+    """
+    if isinstance(exc, ParseError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        code = _sqlstate(exc)
+        if code is not None:
+            if code.startswith("22"):
+                return True
+            if code.startswith("23"):
+                return code not in _RACES
+            return False
+        if isinstance(exc, IntegrityError):
+            return "UNIQUE constraint failed" not in str(exc.orig)
+        return isinstance(exc, DataError)
+    if isinstance(exc, StatementError) and exc.orig is not None:  # a bind parameter failed
+        return is_permanent(exc.orig)
+    if isinstance(exc, OSError):  # connection errors, timeouts
+        return False
+    return isinstance(exc, ValueError | ArithmeticError)
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:
@@ -98,15 +145,35 @@ def _columns(deliveries: Sequence[NewDelivery]) -> dict[str, list[Any]]:
     return columns
 
 
+@dataclass(slots=True)
+class ShopNote:
+    """What a group of requests tells about one shop's webhook signatures."""
+
+    verified: bool = False
+    bad_signatures: int = 0
+    last_bad_at: datetime | None = None
+
+    def add(self, at: datetime, verified: bool) -> None:
+        """Count one request: a verified delivery, or one that failed its signature check."""
+        if verified:
+            self.verified = True
+            return
+        self.bad_signatures += 1
+        self.last_bad_at = at if self.last_bad_at is None else max(self.last_bad_at, at)
+
+
 async def store_deliveries(
     *,
     connection: AsyncConnection,
     deliveries: Sequence[NewDelivery],
     touched: Mapping[int, datetime],
+    notes: Mapping[int, ShopNote] | None = None,
 ) -> set[tuple[int, str]]:
     """Insert deliveries, skipping already stored keys; note each touched shop's last delivery.
 
-    Returns the (shop_id, delivery_key) pairs that were new.
+    `notes` count signature failures per shop; a verified delivery resets the count (it is
+    "failures since the last authentic delivery"). Returns the (shop_id, delivery_key) pairs
+    that were new.
     """
     inserted: set[tuple[int, str]] = set()
     if deliveries and connection.dialect.name == "postgresql":
@@ -125,7 +192,37 @@ async def store_deliveries(
             )
             .values(last_delivery_at=at)
         )
+    for shop_id, note in (notes or {}).items():
+        await _note_signatures(connection, shop_id, note)
     return inserted
+
+
+async def _note_signatures(connection: AsyncConnection, shop_id: int, note: ShopNote) -> None:
+    failures = SHOPS.c.signature_failures
+    if note.bad_signatures:
+        at = bindparam("bad_at", note.last_bad_at, type_=SHOPS.c.last_signature_failure_at.type)
+        last = SHOPS.c.last_signature_failure_at
+        await connection.execute(
+            update(SHOPS)
+            .where(SHOPS.c.id == shop_id)
+            .values(
+                signature_failures=(0 if note.verified else failures) + note.bad_signatures,
+                last_signature_failure_at=case((or_(last.is_(None), last < at), at), else_=last),
+            )
+        )
+    elif note.verified:
+        await connection.execute(
+            update(SHOPS).where(SHOPS.c.id == shop_id, failures != 0).values(signature_failures=0)
+        )
+
+
+async def stored_body(*, session: AsyncSession, shop_id: int, delivery_key: str) -> bytes | None:
+    """Return the body stored under a delivery key, or None."""
+    query = select(Inbox.body).where(
+        Inbox.shop_id == shop_id,
+        Inbox.delivery_key == delivery_key[:255],  # type: ignore[arg-type]
+    )
+    return await session.scalar(query)
 
 
 def _pending() -> Select[tuple[Inbox]]:
@@ -138,14 +235,78 @@ async def due_deliveries(*, session: AsyncSession, now: datetime, limit: int) ->
     return list((await session.scalars(query)).all())
 
 
-async def earlier_pending(
-    *, session: AsyncSession, before_id: int, exclude: Sequence[int], limit: int = 1000
-) -> list[Inbox]:
-    """Return pending deliveries older than before_id outside `exclude` (waiting or in work)."""
-    query = _pending().where(Inbox.id < before_id)  # type: ignore[operator]
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A pending delivery older than the batch: waiting for a retry, postponed, or in work."""
+
+    id: int
+    shop_id: int
+    next_attempt_at: datetime
+
+
+async def waiting_before(
+    *,
+    session: AsyncSession,
+    before_id: int,
+    shop_ids: Sequence[int],
+    exclude: Sequence[int],
+    per_shop: int,
+) -> list[Waiting]:
+    """Return the first `per_shop` pending deliveries of each shop older than before_id."""
+    if not shop_ids:
+        return []
+    rank = func.row_number().over(partition_by=Inbox.shop_id, order_by=Inbox.id)
+    query = select(Inbox.id, Inbox.shop_id, Inbox.next_attempt_at, rank.label("n")).where(
+        Inbox.state == InboxState.PENDING,
+        Inbox.id < before_id,  # type: ignore[operator]
+        Inbox.shop_id.in_(shop_ids),  # type: ignore[attr-defined]
+    )
     if exclude:
         query = query.where(Inbox.id.not_in(exclude))  # type: ignore[union-attr]
-    return list((await session.scalars(query.order_by(Inbox.id).limit(limit))).all())  # type: ignore[arg-type]
+    ranked = query.subquery()
+    rows = await session.execute(
+        select(ranked.c.id, ranked.c.shop_id, ranked.c.next_attempt_at)
+        .where(ranked.c.n <= per_shop)
+        .order_by(ranked.c.id)
+    )
+    return [Waiting(*row) for row in rows.all()]
+
+
+async def deliveries_by_id(*, session: AsyncSession, ids: Sequence[int]) -> list[Inbox]:
+    """Return these deliveries (any state), by id."""
+    if not ids:
+        return []
+    query = select(Inbox).where(Inbox.id.in_(ids)).order_by(Inbox.id)  # type: ignore[union-attr, arg-type]
+    return list((await session.scalars(query)).all())
+
+
+async def postpone(*, session: AsyncSession, until: Mapping[int, datetime]) -> int:
+    """Move pending deliveries' next attempt later (no attempt counted); return how many moved.
+
+    Rows another worker holds (PostgreSQL) are skipped: they are being applied.
+    """
+    by_time: dict[datetime, list[int]] = {}
+    for inbox_id, at in until.items():
+        by_time.setdefault(at, []).append(inbox_id)
+    moved = 0
+    for at, ids in sorted(by_time.items()):
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            movable = select(Inbox.id).where(
+                Inbox.id.in_(chunk),  # type: ignore[union-attr]
+                Inbox.state == InboxState.PENDING,
+                Inbox.next_attempt_at < at,  # type: ignore[arg-type]
+            )
+            if session.bind.dialect.name == "postgresql":
+                movable = movable.with_for_update(skip_locked=True)
+            result = await session.execute(
+                update(Inbox)
+                .where(Inbox.id.in_(movable.scalar_subquery()))  # type: ignore[union-attr]
+                .values(next_attempt_at=at)
+                .execution_options(synchronize_session=False)
+            )
+            moved += result.rowcount or 0  # type: ignore[attr-defined]
+    return moved
 
 
 async def lock_delivery(*, session: AsyncSession, inbox_id: int) -> Inbox | None:
@@ -177,6 +338,14 @@ async def mark_done(*, session: AsyncSession, inbox_id: int, now: datetime) -> N
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """What a failed attempt left: parked, or pending until `next_attempt_at`."""
+
+    state: str
+    next_attempt_at: datetime
+
+
 async def mark_failed(
     *,
     session: AsyncSession,
@@ -187,8 +356,9 @@ async def mark_failed(
     base_delay: timedelta,
     max_delay: timedelta,
     permanent: bool = False,
-) -> str | None:
-    """Count a failed attempt: retry later with exponential backoff, or park; return the state."""
+) -> Failure | None:
+    """Count a failed attempt: retry later with exponential backoff, or park (at once when
+    `permanent`); return the outcome, None when the delivery is gone or taken."""
     row = await lock_delivery(session=session, inbox_id=inbox_id)
     if row is None:
         return None
@@ -196,17 +366,18 @@ async def mark_failed(
     parked = permanent or attempts >= max_attempts
     delay = min(max_delay, base_delay * (2 ** (attempts - 1)))
     state = InboxState.PARKED if parked else InboxState.PENDING
+    next_attempt_at = now if parked else now + delay
     await session.execute(
         update(Inbox)
         .where(Inbox.id == inbox_id)  # type: ignore[arg-type]
         .values(
             state=state,
             attempts=attempts,
-            next_attempt_at=now if parked else now + delay,
-            last_error=error[:MAX_ERROR],
+            next_attempt_at=next_attempt_at,
+            last_error=printable(error, MAX_ERROR),
         )
     )
-    return state.value
+    return Failure(state.value, next_attempt_at)
 
 
 async def list_failed(*, session: AsyncSession, shop_id: int | None = None) -> list[Inbox]:
@@ -228,15 +399,32 @@ async def get_delivery(*, session: AsyncSession, inbox_id: int) -> Inbox | None:
 
 
 async def retry_delivery(*, session: AsyncSession, inbox_id: int, now: datetime) -> Inbox | None:
-    """Put a parked (or waiting) delivery back in line now, with a fresh attempt count."""
+    """Put a parked (or waiting) delivery back in line now, with a fresh attempt count.
+
+    The deliveries postponed behind it (same shop, later, waiting for exactly its next attempt
+    time) come back in line too; the worker keeps them behind it if it fails again.
+    """
     row = await session.get(Inbox, inbox_id)
     if row is None or row.state == InboxState.DONE:
         return row
+    held_until = row.next_attempt_at if row.state == InboxState.PENDING else None
     row.state = InboxState.PENDING
     row.attempts = 0
     row.next_attempt_at = now
     session.add(row)
     await session.flush()
+    if held_until is not None and held_until > now:
+        await session.execute(
+            update(Inbox)
+            .where(
+                Inbox.shop_id == row.shop_id,  # type: ignore[arg-type]
+                Inbox.state == InboxState.PENDING,
+                Inbox.id > inbox_id,  # type: ignore[operator]
+                Inbox.next_attempt_at == held_until,  # type: ignore[arg-type]
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
     return row
 
 

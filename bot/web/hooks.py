@@ -8,12 +8,16 @@ commit). A request is answered only after its transaction committed: 200 means d
 means "retry later". The inbox worker (bot/inbox_worker.py) applies the deliveries.
 
 Answers: 404 unknown platform or shop (or a shop of another platform), 413 body over 1 MiB,
-200 for WooCommerce's unsigned activation ping (not stored), 401 bad signature, 400 body that
-is not JSON (any platform) or a generic delivery the schema refuses (with the reason), 200
-"ignored" for an authentic topic Nudge does not use, 200 "stored" or "duplicate", 503 when the
-database cannot be reached. An authentic Shopify or WooCommerce delivery that its adapter cannot
-read is stored parked (visible in `nudge inbox failed`) and answered 200: those platforms
-disable webhooks that keep failing, and nothing authentic is dropped.
+200 for WooCommerce's unsigned activation ping (not stored; it counts as the shop's last
+delivery), 401 bad signature (logged at WARNING and counted on the shop for `nudge shop check`),
+400 body that is not JSON (any platform) or a generic delivery the schema refuses or that holds
+a value no database can store (with the reason), 409 a generic `id` already stored with other
+content, 200 "ignored" for an authentic topic Nudge does not use, 200 "stored" or "duplicate",
+503 when the database cannot be reached. An authentic Shopify or WooCommerce delivery that its
+adapter cannot read, or that holds a value no database can store (NUL, lone surrogates, money
+beyond the column, far dates: `integrations.base.storable`), is stored parked with the reason
+(visible in `nudge inbox failed`, never retried) and answered 200: those platforms disable
+webhooks that keep failing, and nothing authentic is dropped.
 """
 
 from __future__ import annotations
@@ -33,10 +37,17 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import metrics
-from bot.store.inbox import NewDelivery, store_deliveries
+from bot.store.inbox import (
+    NewDelivery,
+    ShopNote,
+    is_permanent,
+    store_deliveries,
+    stored_body,
+)
 from bot.store.shops import find_shop
 from bot.web.keys import CLOCK, ENGINE, SESSIONS
 from integrations import ADAPTERS, NotSupported, ParseContext, ParseError, load_json
+from integrations.base import payload_digest, printable
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -85,11 +96,15 @@ class ShopDirectory:
         self._cache.clear()
 
 
+AUTHENTIC, PING, BAD_SIGNATURE = "authentic", "ping", "bad_signature"
+
+
 @dataclass(slots=True)
 class _Job:
     delivery: NewDelivery | None
     shop_id: int
     at: datetime
+    kind: str = AUTHENTIC
     future: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -108,9 +123,10 @@ class InboxWriter:
         """Store a delivery durably; return False when its key was already stored."""
         return await self._submit(_Job(delivery, delivery.shop_id, delivery.received_at))
 
-    async def touch(self, shop_id: int, at: datetime) -> None:
-        """Record an authentic delivery that is not stored (an unused topic, a refused body)."""
-        await self._submit(_Job(None, shop_id, at))
+    async def touch(self, shop_id: int, at: datetime, *, kind: str = AUTHENTIC) -> None:
+        """Record a delivery that is not stored: authentic (an unused topic, a refused body),
+        a WooCommerce ping, or one that failed its signature check (`kind`)."""
+        await self._submit(_Job(None, shop_id, at, kind))
 
     async def close(self) -> None:
         """Wait for the writes in flight."""
@@ -136,15 +152,13 @@ class InboxWriter:
     async def _write(self, batch: list[_Job]) -> None:
         try:
             inserted = await self._commit(batch)
-        except (IntegrityError, DataError) as exc:
-            if len(batch) == 1:
-                _settle(batch, exc)
+        except Exception as exc:
+            bad_row = isinstance(exc, IntegrityError | DataError) or is_permanent(exc)
+            if len(batch) > 1 and bad_row:
+                for job in batch:  # one bad row must not fail its neighbours
+                    await self._write([job])
                 return
-            for job in batch:  # one bad row must not fail its neighbours
-                await self._write([job])
-            return
-        except Exception as exc:  # the database is unreachable or failing: everyone gets 503
-            _settle(batch, exc)
+            _settle(batch, exc)  # unreachable or failing database: everyone gets 503
             return
         for job in batch:
             if job.future.done():
@@ -158,12 +172,16 @@ class InboxWriter:
 
     async def _commit(self, batch: list[_Job]) -> set[tuple[int, str]]:
         touched: dict[int, datetime] = {}
+        notes: dict[int, ShopNote] = {}
         for job in batch:
-            touched[job.shop_id] = max(touched.get(job.shop_id, job.at), job.at)
+            if job.kind != BAD_SIGNATURE:
+                touched[job.shop_id] = max(touched.get(job.shop_id, job.at), job.at)
+            if job.kind != PING:
+                notes.setdefault(job.shop_id, ShopNote()).add(job.at, job.kind == AUTHENTIC)
         deliveries = [job.delivery for job in batch if job.delivery is not None]
         async with self._engine.begin() as connection:
             return await store_deliveries(
-                connection=connection, deliveries=deliveries, touched=touched
+                connection=connection, deliveries=deliveries, touched=touched, notes=notes
             )
 
 
@@ -196,6 +214,8 @@ async def intake_context(app: web.Application) -> AsyncIterator[None]:
 
 def _answer(code: int, platform: str, outcome: str, **body: Any) -> web.Response:
     metrics.WEBHOOK_DELIVERIES.labels(platform, outcome).inc()
+    if "error" in body:
+        body["error"] = printable(str(body["error"]))
     if code >= 400:
         log.info("%s webhook answered %s: %s", platform, code, body.get("error"))
     return web.json_response(body, status=code)
@@ -213,11 +233,24 @@ def stored_headers(headers: Any) -> dict[str, str]:
     return kept
 
 
-async def _touch(intake: Intake, shop: WebhookShop, at: datetime) -> None:
+async def _touch(intake: Intake, shop: WebhookShop, at: datetime, kind: str = AUTHENTIC) -> None:
     try:
-        await intake.writer.touch(shop.id, at)
+        await intake.writer.touch(shop.id, at, kind=kind)
     except Exception as exc:  # only bookkeeping; the answer does not depend on it
         log.warning("shop %s: could not record the last delivery time: %r", shop.id, exc)
+
+
+async def _conflicting_reuse(request: web.Request, delivery: NewDelivery, payload: Any) -> bool:
+    """Tell whether a duplicate key was stored with other content (a reused generic `id`)."""
+    try:
+        async with request.app[SESSIONS]() as session:
+            body = await stored_body(
+                session=session, shop_id=delivery.shop_id, delivery_key=delivery.delivery_key
+            )
+        return body is not None and payload_digest(load_json(body)) != payload_digest(payload)
+    except Exception as exc:  # cannot compare: the first delivery stands, as before
+        log.warning("shop %s: could not compare a repeated id: %r", delivery.shop_id, exc)
+        return False
 
 
 @routes.post("/hooks/{platform}/{shop_id}")
@@ -247,11 +280,18 @@ async def receive_delivery(request: web.Request) -> web.Response:
     if len(body) > MAX_BODY:
         return _answer(413, platform, "too_large", error="body over 1 MiB")
     headers = request.headers
+    received_at = request.app[CLOCK].now()
     if adapter.is_ping(headers, body):
+        await _touch(intake, shop, received_at, PING)
         return _answer(200, platform, "ping", status="ping")
     if not adapter.verify(headers, body, shop.secret):
+        log.warning(
+            "shop %s: a %s delivery failed its signature check; is the webhook secret right?",
+            shop.id,
+            platform,
+        )
+        await _touch(intake, shop, received_at, BAD_SIGNATURE)
         return _answer(401, platform, "bad_signature", error="bad signature")
-    received_at = request.app[CLOCK].now()
     topic = adapter.topic(headers)
     try:
         payload = load_json(body)
@@ -270,12 +310,12 @@ async def receive_delivery(request: web.Request) -> web.Response:
     try:
         context = ParseContext(default_region=shop.country, received_at=received_at)
         events = adapter.parse(topic, headers, payload, context)
-    except Exception as exc:  # ParseError, or an adapter bug on an odd payload
-        reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__}: {exc}"
-        if platform == "generic":
+    except Exception as exc:  # ParseError (InvalidValue among them), or an adapter bug
+        if adapter.answers_errors:
+            reason = str(exc) if isinstance(exc, ParseError) else f"{type(exc).__name__}: {exc}"
             await _touch(intake, shop, received_at)
             return _answer(400, platform, "malformed", error=reason)
-        parked, events = f"ParseError: {reason}", []
+        parked, events = printable(f"{type(exc).__name__}: {exc}"), []
     if parked is None and all(isinstance(event, NotSupported) for event in events):
         log.info("shop %s: %s topic %r is not used; acknowledged", shop.id, platform, topic)
         await _touch(intake, shop, received_at)
@@ -295,7 +335,15 @@ async def receive_delivery(request: web.Request) -> web.Response:
     except Exception as exc:  # not durable: the platform must retry
         log.warning("shop %s: could not store a delivery: %r", shop.id, exc)
         return _answer(503, platform, "unavailable", error="database unavailable, retry later")
-    if parked is not None:
+    if parked is not None and new:
         log.error("shop %s: %s %r stored parked: %s", shop.id, platform, topic, parked)
+    if not new and adapter.answers_errors and await _conflicting_reuse(request, delivery, payload):
+        return _answer(
+            409,
+            platform,
+            "conflict",
+            error=f"{key.split(':', 1)[1]!r} was already used for other content; "
+            "use a new id for every change",
+        )
     outcome = ("parked" if parked else "stored") if new else "duplicate"
     return _answer(200, platform, outcome, status=outcome)

@@ -4,7 +4,10 @@ POST /storefront/{shop_id}/cart takes the visitor's cart (no secret: it runs in 
 stores it under the visitor's own random cart token, and answers the deep link of the
 "Get cart reminders in Telegram" button. Guard rails, since anyone can call it:
 - CORS: only origins listed in the shop's `storefront_origins` setting (none: disabled);
-  cart and item URLs must be on those hosts;
+  cart and item URLs must be on those hosts, and strict (http(s), a real host, no
+  credentials, backslashes, spaces or control characters: what /r/ redirects to);
+- nothing a database cannot store is accepted (NUL, lone surrogates, a total beyond the
+  money column): 400 with the reason, never a 500;
 - a token bucket per client IP (30 requests a minute by default);
 - the token must look random (at least 22 URL-safe characters, varied); storefront carts live
   under "sf:" + token, so a visitor can never address a cart a webhook created, and the answer
@@ -34,6 +37,7 @@ from bot.store.customers import record_event
 from bot.store.shops import find_shop
 from bot.web.keys import CLOCK, SESSIONS, SETTINGS
 from integrations import ParseContext, ParseError, load_json, parse_storefront_cart
+from integrations.base import printable
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -146,8 +150,8 @@ async def storefront_cart(request: web.Request) -> web.Response:
         hosts = frozenset(urlsplit(o).hostname or "" for o in _origins(shop)) - {""}
         context = ParseContext(default_region=shop.country, received_at=now, allowed_hosts=hosts)
         event = parse_storefront_cart(payload, context)
-    except ParseError as exc:
-        return web.json_response({"error": str(exc)}, status=400, headers=cors)
+    except ParseError as exc:  # InvalidValue too: NUL, lone surrogates, totals, bad URLs
+        return web.json_response({"error": printable(str(exc))}, status=400, headers=cors)
     event = dataclasses.replace(event, token=commerce.STOREFRONT_PREFIX + event.token)
     async with request.app[SESSIONS]() as session, session.begin():
         await commerce.hold_write_lock(session=session)

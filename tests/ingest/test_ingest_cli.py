@@ -92,7 +92,7 @@ async def test_shop_check_warns_when_deliveries_stop(env, hooks, database):
         await session.execute(update(Shop).values(last_delivery_at=old))
         await session.execute(update(Inbox).values(state="parked"))
     code, out = await run("shop", "check", str(shop.id), "--stale", "24h")
-    assert code == 0 and "warning: no delivery for" in out and "1 parked" in out
+    assert code == 3 and "warning: no delivery for" in out and "1 parked" in out
     assert (await run("shop", "check", "999"))[0] == 1
 
 

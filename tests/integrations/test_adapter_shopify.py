@@ -116,10 +116,12 @@ def test_topic_and_delivery_key_come_from_the_headers():
     assert shopify.topic(headers) == "orders/create"
     assert shopify.topic({}) == ""
     key = shopify.delivery_key("orders/create", headers, {})
-    assert key == "shopify:98880550-7158-44d4-b7cd-2c97c8a091b5"
+    assert key == "shopify:orders/create:98880550-7158-44d4-b7cd-2c97c8a091b5"
+    assert shopify.delivery_key("orders/create", headers, {"id": 1}) == key  # Shopify: same event
+    assert shopify.delivery_key("orders/paid", headers, {}) != key  # one event, two topics
     fallback = {"X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"}
     assert shopify.delivery_key("orders/create", fallback, {}) == (
-        "shopify:b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+        "shopify:orders/create:b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
     )
 
 
@@ -130,6 +132,8 @@ def test_without_delivery_headers_the_key_is_stable_and_tells_updates_apart(load
     newer = dict(order, updated_at="2022-01-02T00:00:00-05:00")
     assert shopify.delivery_key("orders/create", {}, newer) != first
     assert shopify.delivery_key("orders/paid", {}, order) != first
+    same_second = dict(order, financial_status="paid")  # same updated_at, other content
+    assert shopify.delivery_key("orders/create", {}, same_second) != first
 
 
 def test_subscribe_topics_are_all_parsed_to_something_other_than_not_supported(load, ctx):

@@ -20,6 +20,7 @@ from integrations import (
     ParseError,
     ProductUpserted,
 )
+from integrations.base import payload_digest
 from integrations.woocommerce import signature, wp_specialchars_decode
 
 woo = ADAPTERS["woocommerce"]
@@ -130,9 +131,11 @@ def test_delivery_key_is_resource_topic_and_modification_time(load):
     updated = load("woocommerce/order.updated.json")
     headers = {"X-WC-Webhook-Delivery-ID": "54", "X-WC-Webhook-Topic": "order.updated"}
     key = woo.delivery_key("order.updated", headers, updated)
-    assert key == "woocommerce:order.updated:727:2017-03-22T19:30:35"
+    assert key == "woocommerce:order.updated:727:2017-03-22T19:30:35:" + payload_digest(updated)
     assert woo.delivery_key("order.updated", headers, created) != key  # same Delivery-ID
     assert woo.delivery_key("order.updated", {"X-WC-Webhook-Delivery-ID": "99"}, updated) == key
+    same_second = dict(updated, status="processing")  # same date_modified_gmt, other content
+    assert woo.delivery_key("order.updated", headers, same_second) != key
     assert woo.delivery_key("order.deleted", {}, {"id": 727}) == "woocommerce:order.deleted:727"
 
 
