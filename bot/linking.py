@@ -3,6 +3,13 @@
 `https://t.me/<bot>?start=<token>`: the token is signed with NUDGE_SECRET_KEY, names the shop
 and the customer, expires, and fits Telegram's start parameter (at most 64 characters of
 A-Z, a-z, 0-9, _ and -).
+
+A link is a bearer token that may be forwarded, so it binds only the first chat that uses it:
+while a profile is bound to a chat, any other chat is refused (politely, changing nothing) by
+link and by shared phone alike; the bound chat may open it again. A chat may still move to
+another profile with that profile's link (it leaves its old one). Linking records opt-in consent,
+except for a customer who unsubscribed: the chat is bound, and they are asked to confirm before
+anything is sent again.
 """
 
 from __future__ import annotations
@@ -15,15 +22,16 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import transaction
-from bot.models import Customer, Shop
+from bot.models import Consent, Customer, Shop
 from bot.services import Services
 from bot.signing import BadToken, Signer
 from bot.store.customers import (
     add_customer,
+    bind_chat,
     find_by_phone,
     get_customer,
-    link_chat,
     log_customer_event,
+    record_opt_in,
 )
 from integrations.fields import e164
 
@@ -66,6 +74,8 @@ class LinkOutcome(StrEnum):
     REFUSED = "refused"
     NOT_FOUND = "not_found"
     NOT_OWN_CONTACT = "not_own_contact"
+    TAKEN = "taken"  # the profile belongs to another chat: nothing changed
+    CONFIRM = "confirm"  # bound, but the customer unsubscribed: ask before subscribing again
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,17 +157,34 @@ async def _link(
 ) -> LinkResult:
     if customer.redacted_hash is not None:
         return LinkResult(LinkOutcome.REFUSED)
-    changed = await link_chat(
-        session=session,
-        customer=customer,
-        chat_id=chat_id,
-        username=username,
-        source=source,
-        now=now,
+    bound = await bind_chat(
+        session=session, customer=customer, chat_id=chat_id, username=username, now=now
     )
-    if not changed:
+    if bound is None:
+        await log_customer_event(
+            session=session,
+            customer=customer,
+            type="telegram_link_refused",
+            source=source,
+            occurred_at=now,
+            payload={"chat_id": chat_id, "reason": "bound_to_another_chat"},
+        )
+        return LinkResult(LinkOutcome.TAKEN)
+    if customer.consent == Consent.OPTED_OUT:
+        if bound:
+            await _log_linked(session, customer, chat_id, source, now)
+        return LinkResult(LinkOutcome.CONFIRM, customer)
+    opted_in = await record_opt_in(session=session, customer=customer, source=source, now=now)
+    if not (bound or opted_in):
         return LinkResult(LinkOutcome.ALREADY, customer)
     await _remind_about_open_cart(session, customer, now)
+    await _log_linked(session, customer, chat_id, source, now)
+    return LinkResult(LinkOutcome.LINKED, customer)
+
+
+async def _log_linked(
+    session: AsyncSession, customer: Customer, chat_id: int, source: str, now: datetime
+) -> None:
     await log_customer_event(
         session=session,
         customer=customer,
@@ -166,7 +193,6 @@ async def _link(
         occurred_at=now,
         payload={"chat_id": chat_id},
     )
-    return LinkResult(LinkOutcome.LINKED, customer)
 
 
 async def _remind_about_open_cart(

@@ -11,7 +11,7 @@ from bot.db import transaction
 from bot.linking import make_link_token
 from bot.models import Customer, CustomerEvent
 from bot.playground import Playground
-from bot.store.customers import add_customer
+from bot.store.customers import add_customer, find_by_chat
 
 WELCOME = {
     "en": "Hello, Olena! You are subscribed to updates from Kvitka",
@@ -169,3 +169,211 @@ async def test_the_webhook_refuses_a_wrong_secret(playground):
             headers={"X-Telegram-Bot-Api-Secret-Token": "nope"},
         ) as response:
             assert response.status == 401
+
+
+LINK_TAKEN = {
+    "en": "This link is already connected to another Telegram account, so we can't use it here. "
+    "If it's yours, please contact Kvitka and we'll sort it out.",
+    "ru": "Эта ссылка уже привязана к другому аккаунту Telegram, поэтому использовать её здесь "
+    "не получится. Если это ваша ссылка, свяжитесь с магазином Kvitka, и мы всё уладим.",
+    "uk": "Це посилання вже привʼязане до іншого акаунта Telegram, тому використати його тут "
+    "не вийде. Якщо це ваше посилання, звʼяжіться з магазином Kvitka, і ми все владнаємо.",
+    "pl": "Ten link jest już połączony z innym kontem Telegram, więc nie możemy go tu użyć. "
+    "Jeśli to Twój link, skontaktuj się ze sklepem Kvitka, a wszystko wyjaśnimy.",
+}
+PHONE_TAKEN = {
+    "en": "This phone number is already connected to another Telegram account, so we can't "
+    "link it here. If it's yours, please contact Kvitka and we'll sort it out.",
+    "ru": "Этот номер телефона уже привязан к другому аккаунту Telegram, поэтому подключить его "
+    "здесь не получится. Если это ваш номер, свяжитесь с магазином Kvitka, и мы всё уладим.",
+    "uk": "Цей номер телефону вже привʼязаний до іншого акаунта Telegram, тому підключити його "
+    "тут не вийде. Якщо це ваш номер, звʼяжіться з магазином Kvitka, і ми все владнаємо.",
+    "pl": "Ten numer telefonu jest już połączony z innym kontem Telegram, więc nie możemy go tu "
+    "podłączyć. Jeśli to Twój numer, skontaktuj się ze sklepem Kvitka, a wszystko wyjaśnimy.",
+}
+ALREADY = {
+    "en": "Welcome back! You are already subscribed to updates from Kvitka.",
+    "ru": "С возвращением! Вы уже подписаны на уведомления магазина Kvitka.",
+    "uk": "З поверненням! Ви вже підписані на сповіщення магазину Kvitka.",
+    "pl": "Witaj ponownie! Masz już włączone powiadomienia sklepu Kvitka.",
+}
+ASK_AGAIN = {
+    "en": ("You unsubscribed earlier. Subscribe to updates from Kvitka again?", "Yes, subscribe"),
+    "ru": (
+        "Ранее вы отписались. Подписаться на уведомления магазина Kvitka снова?",
+        "Да, подписаться",
+    ),
+    "uk": (
+        "Раніше ви відписалися. Підписатися на сповіщення магазину Kvitka знову?",
+        "Так, підписатися",
+    ),
+    "pl": (
+        "Wcześniej wypisano Cię z powiadomień. Zapisać Cię ponownie do powiadomień sklepu Kvitka?",
+        "Tak, zapisz mnie",
+    ),
+}
+
+
+async def _events(pg, customer_id):
+    async with pg.services.sessions() as session:
+        query = select(CustomerEvent).where(CustomerEvent.customer_id == customer_id)
+        return [e.type for e in (await session.scalars(query.order_by(CustomerEvent.id))).all()]
+
+
+@pytest.mark.parametrize("locale", ["en", "ru", "uk", "pl"])
+async def test_a_link_opened_in_a_second_chat_changes_nothing(playground, locale):
+    pg = playground
+    shop = await pg.add_shop(name="Kvitka")
+    profile = await _customer(pg, shop, first_name="Olena")
+    token = _token(pg, shop, profile)
+    olena = pg.customer(shop, user_id=1001, first_name="Olena", language_code=locale)
+    mallory = pg.customer(shop, user_id=2002, first_name="Mallory", language_code=locale)
+    await olena.start(token)
+    await pg.settle()
+    linked = await _stored(pg, profile.id)
+
+    await mallory.start(token)  # the link was forwarded, or seen over a shoulder
+    await pg.settle()
+
+    assert mallory.last_message().text == LINK_TAKEN[locale]
+    stored = await _stored(pg, profile.id)
+    assert stored.telegram_chat_id == olena.chat_id
+    assert (stored.consent, stored.consent_source, stored.consent_at) == (
+        linked.consent,
+        linked.consent_source,
+        linked.consent_at,
+    )
+    async with pg.services.sessions() as session:
+        found = await find_by_chat(session=session, shop_id=shop.id, chat_id=mallory.chat_id)
+    assert found is None
+    assert await _events(pg, profile.id) == ["telegram_linked", "telegram_link_refused"]
+
+    await olena.start(token)  # the customer's own chat may open it again
+    await pg.settle()
+    assert olena.last_message().text == ALREADY[locale]
+    assert (await _stored(pg, profile.id)).telegram_chat_id == olena.chat_id
+
+
+@pytest.mark.parametrize("locale", ["en", "ru", "uk", "pl"])
+async def test_a_link_resubscribes_an_unsubscribed_customer_only_when_they_confirm(
+    playground, locale
+):
+    pg = playground
+    shop = await pg.add_shop(name="Kvitka")
+    profile = await _customer(pg, shop, first_name="Olena")
+    token = _token(pg, shop, profile)
+    olena = pg.customer(shop, user_id=1001, first_name="Olena", language_code=locale)
+    mallory = pg.customer(shop, user_id=2002, first_name="Mallory", language_code=locale)
+    await olena.start(token)
+    await olena.send("/stop")
+    await pg.settle()
+    assert (await _stored(pg, profile.id)).consent == "opted_out"
+
+    await mallory.start(token)
+    await pg.settle()
+    assert mallory.last_message().text == LINK_TAKEN[locale]
+    assert (await _stored(pg, profile.id)).consent == "opted_out"
+
+    question, yes = ASK_AGAIN[locale]
+    await olena.start(token)
+    await pg.settle()
+    assert olena.last_message().text == question
+    assert (await _stored(pg, profile.id)).consent == "opted_out"
+    await olena.tap(yes)
+    await pg.settle()
+    stored = await _stored(pg, profile.id)
+    assert (stored.consent, stored.consent_source) == ("opted_in", "resubscribe")
+    assert stored.telegram_chat_id == olena.chat_id
+
+
+@pytest.mark.parametrize("locale", ["en", "ru", "uk", "pl"])
+async def test_linking_a_profile_that_unsubscribed_elsewhere_asks_first(playground, locale):
+    pg = playground
+    shop = await pg.add_shop(name="Kvitka")
+    profile = await _customer(  # unsubscribed through the shop, never linked
+        pg, shop, first_name="Olena", consent="opted_out", consent_source="shopify"
+    )
+    olena = pg.customer(shop, user_id=1001, first_name="Olena", language_code=locale)
+
+    await olena.start(_token(pg, shop, profile))
+    await pg.settle()
+
+    question, yes = ASK_AGAIN[locale]
+    assert olena.last_message().text == question
+    stored = await _stored(pg, profile.id)
+    assert stored.telegram_chat_id == olena.chat_id
+    assert (stored.consent, stored.consent_source) == ("opted_out", "shopify")
+    await olena.tap(yes)
+    await pg.settle()
+    assert (await _stored(pg, profile.id)).consent == "opted_in"
+
+
+@pytest.mark.parametrize("locale", ["en", "ru", "uk", "pl"])
+async def test_sharing_a_phone_does_not_take_over_a_profile_linked_elsewhere(playground, locale):
+    pg = playground
+    shop = await pg.add_shop(name="Kvitka", country="UA")
+    profile = await _customer(pg, shop, first_name="Olena", phone="+380501234567")
+    olena = pg.customer(shop, user_id=1001, first_name="Olena", language_code=locale)
+    await olena.start(_token(pg, shop, profile))
+    await pg.settle()
+    newcomer = pg.customer(shop, user_id=2002, first_name="Olena", language_code=locale)
+
+    await newcomer.share_contact("380501234567")  # a recycled number, or a second account
+    await pg.settle()
+
+    assert newcomer.last_message().text == PHONE_TAKEN[locale]
+    assert (await _stored(pg, profile.id)).telegram_chat_id == olena.chat_id
+    async with pg.services.sessions() as session:
+        assert len((await session.scalars(select(Customer))).all()) == 1
+
+    await olena.share_contact("380501234567")  # the owner's own chat: fine
+    await pg.settle()
+    assert olena.last_message().text == ALREADY[locale]
+
+
+async def test_two_chats_racing_for_one_link_bind_only_one(playground):
+    import asyncio
+    import json
+
+    import aiohttp
+
+    from bot.bots import webhook_secret
+
+    pg = playground
+    shop = await pg.add_shop(name="Kvitka")
+    profile = await _customer(pg, shop, first_name="Olena")
+    token = _token(pg, shop, profile)
+    chats = [pg.customer(shop, user_id=uid, language_code="en") for uid in (1001, 2002, 3003)]
+    url = f"{pg.settings.public_base}/tg/{shop.id}"
+    headers = {"X-Telegram-Bot-Api-Secret-Token": webhook_secret(pg.services.secret_key, shop.id)}
+
+    def update(number, chat):
+        user = {"id": chat.chat_id, "is_bot": False, "first_name": "Customer"}
+        message = {
+            "message_id": 1,
+            "date": 1_700_000_000,
+            "chat": {"id": chat.chat_id, "type": "private", "first_name": "Customer"},
+            "from": user,
+            "text": f"/start {token}",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        }
+        return {"update_id": 9000 + number, "message": message}
+
+    async def deliver(http, body):  # as Telegram does: again until it gets a 2xx
+        for _ in range(20):
+            async with http.post(url, json=body, headers=headers) as response:
+                if response.status == 200:
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError("never acknowledged")
+
+    async with aiohttp.ClientSession() as http:
+        bodies = [update(n, chat) for n, chat in enumerate(chats)]
+        await asyncio.gather(*(deliver(http, json.loads(json.dumps(b))) for b in bodies))
+    await pg.settle()
+
+    bound = (await _stored(pg, profile.id)).telegram_chat_id
+    assert bound in {chat.chat_id for chat in chats}
+    texts = {chat.chat_id: chat.last_message().text for chat in chats}
+    assert texts.pop(bound).startswith("Hello, Olena! You are subscribed to updates from Kvitka")
+    assert set(texts.values()) == {LINK_TAKEN["en"]}

@@ -1,4 +1,8 @@
-"""/start with a deep-link token, /start alone, and a shared phone contact: link the chat."""
+"""/start with a deep-link token, /start alone, and a shared phone contact: link the chat.
+
+A profile bound to another chat is refused politely; an unsubscribed customer is asked before
+being subscribed again (bot/linking.py has the rules).
+"""
 
 from __future__ import annotations
 
@@ -58,7 +62,7 @@ async def start_plain(message: Message, shop: Shop, customer: Customer | None) -
 
 
 async def shared_contact(message: Message, shop: Shop, services: Services) -> None:
-    """Link the chat by the customer's own shared phone number."""
+    """Link the chat by the customer's own shared phone number (never taking over a profile)."""
     assert message.contact is not None and message.from_user is not None
     if message.contact.user_id != message.from_user.id:
         await message.answer(texts.not_own_contact(), reply_markup=texts.share_phone_keyboard())
@@ -75,6 +79,9 @@ async def shared_contact(message: Message, shop: Shop, services: Services) -> No
     if result.outcome is LinkOutcome.NOT_FOUND:
         await message.answer(texts.unreadable_phone(), reply_markup=texts.share_phone_keyboard())
         return
+    if result.outcome is LinkOutcome.TAKEN:
+        await message.answer(texts.phone_taken(shop.name), reply_markup=texts.no_keyboard())
+        return
     await _answer(message, shop, result.outcome, result.customer)
 
 
@@ -88,6 +95,10 @@ async def _answer(
         await message.answer(texts.welcome(name, shop.name), reply_markup=texts.no_keyboard())
     elif outcome is LinkOutcome.ALREADY:
         await message.answer(texts.already_linked(shop.name), reply_markup=texts.no_keyboard())
+    elif outcome is LinkOutcome.CONFIRM:
+        await ask_to_resubscribe(message, shop)
+    elif outcome is LinkOutcome.TAKEN:
+        await message.answer(texts.link_taken(shop.name), reply_markup=texts.no_keyboard())
     elif outcome is LinkOutcome.EXPIRED:
         await message.answer(texts.expired_link(), reply_markup=texts.share_phone_keyboard())
     elif outcome is LinkOutcome.REFUSED:

@@ -83,3 +83,19 @@ def not_own_contact() -> str:
 def unreadable_phone() -> str:
     """Say the shared phone number could not be read."""
     return _("We couldn't read this phone number. Please try the button below again.")
+
+
+def link_taken(shop_name: str) -> str:
+    """Refuse a link whose profile is already linked to another chat."""
+    return _(
+        "This link is already connected to another Telegram account, so we can't use it here. "
+        "If it's yours, please contact {shop} and we'll sort it out."
+    ).format(shop=_safe(shop_name))
+
+
+def phone_taken(shop_name: str) -> str:
+    """Refuse a shared phone number whose profile is already linked to another chat."""
+    return _(
+        "This phone number is already connected to another Telegram account, so we can't "
+        "link it here. If it's yours, please contact {shop} and we'll sort it out."
+    ).format(shop=_safe(shop_name))

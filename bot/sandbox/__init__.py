@@ -14,7 +14,7 @@ from bot.sandbox.faults import Fault, Faults
 from bot.sandbox.limits import Limits
 from bot.sandbox.server import Sandbox, run_sandbox
 from bot.sandbox.transcript import TapResult, TranscriptEntry
-from bot.sandbox.world import BotStats, BotWorld, Topic
+from bot.sandbox.world import BotStats, BotWorld, RawUpdate, Topic
 
 __all__ = [
     "Agent",
@@ -26,6 +26,7 @@ __all__ = [
     "Faults",
     "ForumGroup",
     "Limits",
+    "RawUpdate",
     "Sandbox",
     "TapResult",
     "Topic",

@@ -1,7 +1,9 @@
 """Webhook delivery: POST each update to the bot's URL in order, retrying with backoff.
 
 An update counts as delivered when the bot answers 2xx. Like Telegram, the sandbox runs a
-method the bot puts in its webhook answer (JSON or multipart with a `method` field).
+method the bot puts in its webhook answer (JSON or multipart with a `method` field). A fault on
+the `webhookAnswer` pseudo-method turns the bot's 2xx into a failure after the bot handled the
+update (as a failing proxy would), so the same update is delivered again.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 
 import aiohttp
 
+from bot.sandbox.faults import WEBHOOK_ANSWER, Faults
 from bot.sandbox.params import Params, Upload
-from bot.sandbox.world import BotWorld, Webhook
+from bot.sandbox.world import BotWorld, RawUpdate, Webhook
 
 log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -31,11 +34,13 @@ class WebhookDelivery:
         self,
         execute: Execute,
         *,
+        faults: Faults | None = None,
         retry_delay: float = 1.0,
         retry_max: float = 60.0,
         timeout: float = 10.0,
     ) -> None:
         self._execute = execute
+        self._faults = faults if faults is not None else Faults()
         self.retry_delay = retry_delay
         self.retry_max = retry_max
         self.timeout = timeout
@@ -100,7 +105,10 @@ class WebhookDelivery:
         headers = {"Content-Type": "application/json"}
         if webhook.secret_token:
             headers[SECRET_HEADER] = webhook.secret_token
-        body = json.dumps(update, ensure_ascii=False).encode()
+        if isinstance(update, RawUpdate):
+            body = update.body
+        else:
+            body = json.dumps(update, ensure_ascii=False).encode()
         try:
             async with self._client().post(webhook.url, data=body, headers=headers) as resp:
                 if not 200 <= resp.status < 300:
@@ -110,6 +118,9 @@ class WebhookDelivery:
             return "Read timeout expired"
         except (aiohttp.ClientError, OSError) as exc:
             return f"Connection failed: {type(exc).__name__}"
+        lost = self._lost_answer(world)
+        if lost is not None:
+            return lost
         if call is not None:
             name, params = call
             try:
@@ -117,6 +128,19 @@ class WebhookDelivery:
             except Exception as exc:  # the bot never sees this answer either
                 log.info("method %s from a webhook answer failed: %s", name, exc)
         return None
+
+    def _lost_answer(self, world: BotWorld) -> str | None:
+        """Return why the bot's 2xx never reached Telegram, when a webhookAnswer fault fires."""
+        fault = self._faults.fire(world.token, WEBHOOK_ANSWER, None, named_only=True)
+        if fault is None:
+            return None
+        world.stats.faults_injected += 1
+        if fault.kind == "drop":
+            return "Connection failed: ServerDisconnectedError"
+        error = fault.error()
+        if error is None:
+            return None
+        return f"Wrong response from the webhook: {error.code} {error.description}"
 
 
 async def _method_in_answer(resp: aiohttp.ClientResponse) -> tuple[str, Params] | None:

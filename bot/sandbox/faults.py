@@ -2,6 +2,10 @@
 
 A fault matches requests by method, chat and bot token; it fires a given number of times (or
 forever) and, optionally, only with some probability drawn from its own seeded generator.
+
+`method="webhookAnswer"` is not a Bot API method: it is the bot's answer to a webhook delivery
+as Telegram receives it. A 5xx or a drop there means the bot handled the update but Telegram
+never saw the 2xx (a proxy or load balancer in between failed), so the update comes again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from bot.sandbox.errors import ApiError, too_many_requests
 
 FaultKind = Literal["retry_after", "server_error", "error", "slow", "drop"]
 KINDS = ("retry_after", "server_error", "error", "slow", "drop")
+WEBHOOK_ANSWER = "webhookAnswer"
 _SERVER_ERRORS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -103,11 +108,18 @@ class Faults:
     def __iter__(self) -> Iterator[Fault]:
         return iter(list(self._faults))
 
-    def fire(self, token: str, method: str, chat_id: object) -> Fault | None:
-        """Return the first fault that fires for this request, counting the hit."""
+    def fire(
+        self, token: str, method: str, chat_id: object, *, named_only: bool = False
+    ) -> Fault | None:
+        """Return the first fault that fires for this request, counting the hit.
+
+        `named_only` skips faults that name no method (for the webhookAnswer pseudo-method).
+        """
         if not self._faults:
             return None
         for fault in self._faults:
+            if named_only and fault.method is None:
+                continue
             if not fault.matches(token, method, chat_id):
                 continue
             if fault.probability < 1.0 and fault._rng.random() >= fault.probability:

@@ -25,7 +25,7 @@ from bot.sandbox.faults import Faults
 from bot.sandbox.limits import Limits
 from bot.sandbox.methods import METHODS, Described, call
 from bot.sandbox.params import Params, read_params
-from bot.sandbox.world import BotStats, BotWorld, ChatState
+from bot.sandbox.world import BotStats, BotWorld, ChatState, RawUpdate
 
 TOKEN_RE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{1,100}")
 CONTROL = "/_sandbox"
@@ -33,6 +33,11 @@ _UNTRACKED = "getupdates"
 
 
 def _dumps(body: Any) -> bytes:
+    result = body.get("result") if isinstance(body, dict) else None
+    if isinstance(result, list) and any(isinstance(u, RawUpdate) for u in result):
+        head = _dumps({key: value for key, value in body.items() if key != "result"})
+        items = b",".join(u.body if isinstance(u, RawUpdate) else _dumps(u) for u in result)
+        return head[:-1] + b',"result":[' + items + b"]}"
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -62,6 +67,7 @@ class Sandbox:
         self.faults = Faults()
         self.delivery = WebhookDelivery(
             self._execute,
+            faults=self.faults,
             retry_delay=webhook_retry_delay,
             retry_max=webhook_retry_max,
             timeout=webhook_timeout,

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,17 @@ DEFAULT_UPDATE_TYPES = frozenset(
         "chat_join_request",
     }
 )
+
+
+class RawUpdate(dict[str, Any]):
+    """An update whose body is given as raw bytes (malformed or hostile on purpose).
+
+    The dict holds only `update_id` (for offsets); `body` is what the bot receives verbatim.
+    """
+
+    def __init__(self, update_id: int, body: bytes) -> None:
+        super().__init__(update_id=update_id)
+        self.body = body
 
 
 @dataclass(eq=False)
@@ -417,13 +429,31 @@ class BotWorld:
         elif kind not in allowed:
             return None
         update = {"update_id": next(self._update_ids), kind: payload}
+        self._queue(update)
+        return update
+
+    def enqueue_raw(
+        self, render: Callable[[int], str | bytes], *, update_id: int | None = None
+    ) -> RawUpdate:
+        """Queue an update whose body `render(update_id)` returns, delivered byte for byte.
+
+        Give `update_id` to send an update again under its old id, as Telegram does when it
+        never learned the bot had it.
+        """
+        if update_id is None:
+            update_id = next(self._update_ids)
+        body = render(update_id)
+        update = RawUpdate(update_id, body.encode() if isinstance(body, str) else body)
+        self._queue(update)
+        return update
+
+    def _queue(self, update: dict[str, Any]) -> None:
         self.updates.append(update)
         self.stats.updates_created += 1
         waiters, self._update_waiters = self._update_waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        return update
 
     def wait_update(self) -> asyncio.Future[None]:
         """Return a future resolved when the next update is created."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Consent, Customer, CustomerEvent
@@ -154,3 +154,59 @@ async def link_chat(
     session.add(customer)
     await session.flush()
     return changed
+
+
+async def bind_chat(
+    *,
+    session: AsyncSession,
+    customer: Customer,
+    chat_id: int,
+    username: str | None,
+    now: datetime,
+) -> bool | None:
+    """Bind a chat to the customer unless another chat holds the profile; consent is untouched.
+
+    The chat leaves any other profile of the shop. Returns True when newly bound, False when it
+    already was, and None when the profile belongs to another chat (then nothing changes). The
+    first write is conditional on the profile being free or this chat's, and takes the row's
+    write lock, so of two chats racing for one profile the second finds it taken.
+    """
+    free = or_(Customer.telegram_chat_id.is_(None), Customer.telegram_chat_id == chat_id)  # type: ignore[union-attr]
+    held = await session.execute(
+        update(Customer)
+        .where(Customer.id == customer.id, free)  # type: ignore[arg-type]
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(customer)
+    if held.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    previous = await find_by_chat(session=session, shop_id=customer.shop_id, chat_id=chat_id)
+    if previous is not None and previous.id != customer.id:
+        previous.telegram_chat_id = None
+        previous.updated_at = now
+        session.add(previous)
+        await session.flush()
+    newly = customer.telegram_chat_id != chat_id
+    customer.telegram_chat_id = chat_id
+    customer.telegram_username = username
+    customer.unreachable_since = None
+    customer.updated_at = now
+    session.add(customer)
+    await session.flush()
+    return newly
+
+
+async def record_opt_in(
+    *, session: AsyncSession, customer: Customer, source: str, now: datetime
+) -> bool:
+    """Record opt-in consent (when, from where) unless the customer already opted in."""
+    if customer.consent == Consent.OPTED_IN:
+        return False
+    customer.consent = Consent.OPTED_IN
+    customer.consent_source = source
+    customer.consent_at = now
+    customer.updated_at = now
+    session.add(customer)
+    await session.flush()
+    return True
