@@ -125,9 +125,9 @@ async def _noop(_sessions: Any) -> None:
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from bot.config import safe_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return safe_url(url)
 
 
 # -------------------------------------------------------------------------- serve
@@ -257,6 +257,13 @@ def shop_add(
         raise UsageProblem("--name must not be empty")
     if bot_token is not None and not _looks_like_bot_token(bot_token):
         raise UsageProblem("--bot-token: expected the form 123456789:AA… from @BotFather")
+    if webhook_secret is not None:
+        from bot.shop_settings import SettingError, check_webhook_secret
+
+        try:
+            check_webhook_secret(webhook_secret)
+        except SettingError as exc:
+            raise UsageProblem("--" + str(exc).replace("_", "-", 1)) from None
 
     async def work(sessions: Any) -> dict[str, Any]:
         async with transaction(sessions) as session:
@@ -349,7 +356,11 @@ def shop_show(ctx: click.Context, shop_id: int, as_json: bool) -> None:
 def shop_set(
     ctx: click.Context, shop_id: int, assignments: tuple[str, ...], as_json: bool
 ) -> None:
-    """Change shop settings: key=value … (durations accept 90s, 60m, 24h, 3d)."""
+    """Change shop settings: key=value … (durations accept 90s, 60m, 24h, 3d).
+
+    `webhook_secret=KEY` rotates the key the platform signs with; a running service uses it
+    within seconds.
+    """
     from bot.shop_settings import SettingError
     from bot.store.shops import ShopNotFound, update_shop
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -19,7 +20,38 @@ SECRET_FILE_NAME = ".nudge-secret"
 
 
 class ConfigError(Exception):
-    """A setting is missing or malformed; the message names the setting."""
+    """A setting is missing or malformed; the message names the setting, never a secret."""
+
+
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#@\s]*):[^\s]*@")
+_SECRET_QUERY = re.compile(
+    r"(?P<key>[?&;](?:[a-z_]*pass(?:word|wd)?|[a-z_]*secret|[a-z_]*token|sslkey)=)[^&;#\s]*",
+    re.IGNORECASE,
+)
+
+
+def mask_secrets(text: str) -> str:
+    """Return text with URL passwords and secret query parameters replaced by ***."""
+    text = _URL_USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
+    return _SECRET_QUERY.sub(r"\g<key>***", text)
+
+
+def safe_url(url: str) -> str:
+    """Render a database or Redis URL for people: no password, no secret query parameter."""
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparsable: show only the scheme, the rest may be a secret
+        return url.partition("://")[0] + "://…"
+    return mask_secrets(shown)
+
+
+def _check_url_shape(value: str, examples: str) -> None:
+    """Refuse a URL whose credentials would be misread, without echoing any part of it."""
+    scheme, sep, rest = value.partition("://")
+    if not sep or not scheme:
+        raise ValueError(f"not a URL (use {examples})")
+    if rest.split("?", 1)[0].count("@") > 1:
+        raise ValueError("the password holds an @ that must be URL-encoded as %40")
 
 
 class DispatchSettings(BaseModel):
@@ -57,10 +89,16 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url_is_async(cls, value: str) -> str:
+        examples = "sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db"
+        if not value.startswith("sqlite"):
+            _check_url_shape(value, examples)
         try:
             url = make_url(value)
-        except ArgumentError as exc:
-            raise ValueError(f"not a database URL: {value!r}") from exc
+        except (ArgumentError, ValueError):  # the messages quote the URL: say it without it
+            raise ValueError(
+                f"not a database URL (use {examples}; URL-encode special characters "
+                "of the password, e.g. / as %2F)"
+            ) from None
         if url.drivername not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
             raise ValueError(
                 f"driver {url.drivername!r} is not supported; "
@@ -74,7 +112,8 @@ class Settings(BaseSettings):
         if value in (None, ""):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"not a redis URL: {value!r}")
+            raise ValueError("not a redis URL (use redis://host:6379/0 or rediss://…)")
+        _check_url_shape(value, "redis://host:6379/0")
         return value
 
     @property
@@ -128,7 +167,13 @@ def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     name = "NUDGE_" + "__".join(str(part).upper() for part in first["loc"])
     message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{name}: {message}"
+    given = first.get("input")
+    if isinstance(given, str) and len(given) >= 4 and given in message:
+        message = message.replace(given, "…")  # the value may be a secret: never echo it
+    return mask_secrets(f"{name}: {message}")
+
+
+_SETTINGS_FIELD = re.compile(r'field "(?P<field>[^"]+)"')
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -137,5 +182,9 @@ def load_settings(**overrides: object) -> Settings:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except SettingsError as exc:  # a nested setting given as malformed JSON
+        found = _SETTINGS_FIELD.search(str(exc))
+        name = "NUDGE_" + (found.group("field").upper() if found else "SETTINGS")
+        raise ConfigError(f"{name}: not valid JSON for a nested setting") from None
     ensure_secret_key(settings)
     return settings

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, Numeric, event
@@ -18,7 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from bot.config import ConfigError
+from bot.config import ConfigError, mask_secrets, safe_url
 
 MONEY_SCALE = 10_000  # SQLite keeps money as an integer number of 1/10000 units
 
@@ -80,18 +82,47 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
+    # Erased personal data must not survive in freed pages, nor in a stale tail of the -wal.
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.execute("PRAGMA journal_size_limit=0")
     cursor.close()
 
 
+PRIVATE_FILE_MODE = 0o600
+
+
+def _private_database_file(database: str) -> None:
+    """Create the SQLite file owner-only (its -wal and -shm inherit the mode) or tighten it.
+
+    The file holds bot tokens, webhook secrets and customers' personal data.
+    """
+    path = Path(database).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        for each in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            try:
+                if each.stat().st_mode & 0o077:
+                    each.chmod(PRIVATE_FILE_MODE)
+            except OSError:  # gone meanwhile, or owned by someone else: SQLite will say
+                continue
+    else:
+        os.close(fd)
+
+
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
-    """Create the async engine for a database URL, tuned for its backend."""
+    """Create the async engine for a database URL, tuned for its backend.
+
+    Errors never carry the statement's parameters (personal data would end up in logs and in
+    the inbox's last_error); SQLite files are created readable by their owner only.
+    """
     url = make_url(database_url)
+    kwargs.setdefault("hide_parameters", True)
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
-        if database and database != ":memory:":
-            from pathlib import Path
-
-            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _private_database_file(database)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -121,6 +152,10 @@ async def check_database(engine: AsyncEngine) -> None:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception as exc:  # any driver error means the database is not usable
-        where = engine.url.render_as_string(hide_password=True)
+        where = safe_url(engine.url.render_as_string(hide_password=False))
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        password = engine.url.password
+        if password and len(password) >= 3:
+            reason = reason.replace(str(password), "***")
+        reason = mask_secrets(reason)
         raise ConfigError(f"NUDGE_DATABASE_URL: cannot connect to {where}: {reason}") from None

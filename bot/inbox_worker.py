@@ -2,15 +2,23 @@
 
 One transaction per delivery: the events are parsed by the platform adapter, applied by
 `bot.store`, and `bot.flows.run_flows` runs for every applied event in that same transaction,
-which also marks the delivery done. A failure rolls all of it back and schedules a retry with
-exponential backoff; after `max_attempts` the delivery is parked with its error (`nudge inbox
-failed`, `nudge inbox retry ID`). A worker killed mid-delivery leaves the row pending.
+which also marks the delivery done. A failure rolls all of it back. A permanent failure (the
+delivery cannot be parsed or holds values no database stores, or the database refuses its data:
+`is_permanent`) parks the delivery at once with its error; anything else (connection lost,
+timeouts, lock conflicts, a bug a deploy may fix) is retried with exponential backoff and
+parked after `max_attempts` (`nudge inbox failed`, `nudge inbox retry ID`). A worker killed
+mid-delivery leaves the row pending.
 
 Order: pending deliveries are taken in the order they were received (by id). Each delivery has
 ordering keys (its cart, order, product and customer identifiers; shop-wide topics have "*").
 A delivery is skipped, without counting an attempt, while an earlier delivery of the same shop
 sharing a key is still pending (waiting for a retry, or being applied by another worker on
-PostgreSQL); it runs once that one is done or parked.
+PostgreSQL); it runs once that one is done or parked. A skipped delivery is postponed to the
+time the delivery it waits for is next tried (`postpone`), so the next claim reaches newer
+deliveries: a failing delivery delays only the deliveries that share its keys (and, to keep
+their order, later ones sharing keys with those), never the rest of its shop nor other shops.
+Every older pending delivery of a batch's shops (up to `max_waiting` per shop; newer ones wait
+a little when a shop has more) is consulted, so postponed deliveries keep holding their keys.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from bot.store import commerce, privacy
 from bot.store import inbox as inbox_store
 from bot.store.commerce import Applied, identity_of, usable
 from bot.store.customers import record_event
+from bot.store.inbox import is_permanent
 from integrations import (
     ADAPTERS,
     AppUninstalled,
@@ -380,12 +389,40 @@ class RunReport:
     retrying: int = 0
     parked: int = 0
     deferred: int = 0
+    postponed: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def handled(self) -> int:
         """Return how many deliveries reached an outcome."""
         return self.done + self.retrying + self.parked
+
+
+class _Held:
+    """The ordering keys taken by earlier pending deliveries of one shop, with when each may
+    next move (the latest next attempt time of the deliveries holding it)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys: dict[str, datetime] = {}
+
+    def blocked_until(self, keys: set[str]) -> datetime | None:
+        """Return until when deliveries with these keys must wait; None when they need not."""
+        if not self.keys:
+            return None
+        if EVERYTHING in keys:
+            return max(self.keys.values())
+        times = [self.keys[k] for k in keys if k in self.keys]
+        if EVERYTHING in self.keys:
+            times.append(self.keys[EVERYTHING])
+        return max(times) if times else None
+
+    def hold(self, keys: set[str], until: datetime) -> None:
+        """Take keys until a moment (keeping a later one already held)."""
+        for key in keys:
+            held = self.keys.get(key)
+            self.keys[key] = until if held is None else max(held, until)
 
 
 class InboxWorker:
@@ -401,6 +438,7 @@ class InboxWorker:
         base_delay: timedelta = timedelta(seconds=10),
         max_delay: timedelta = timedelta(hours=1),
         poll_interval: float = 0.5,
+        max_waiting: int = 5000,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
@@ -409,7 +447,9 @@ class InboxWorker:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.poll_interval = poll_interval
+        self.max_waiting = max_waiting
         self._stopping = asyncio.Event()
+        self._key_cache: dict[tuple[int, str | None], frozenset[str]] = {}
 
     async def run_once(self) -> RunReport:
         """Apply every delivery that is due now (one batch), in order; return what happened."""
@@ -421,14 +461,17 @@ class InboxWorker:
             )
             if not batch:
                 return report
-            waiting = await inbox_store.earlier_pending(
-                session=session, before_id=batch[-1].id, exclude=[r.id for r in batch]
+            shop_ids = sorted({r.shop_id for r in batch})
+            waiting = await inbox_store.waiting_before(
+                session=session,
+                before_id=batch[-1].id,  # type: ignore[arg-type]
+                shop_ids=shop_ids,
+                exclude=[r.id for r in batch],  # type: ignore[misc]
+                per_shop=self.max_waiting,
             )
-            shops = {s.id: s for s in await _shops(session, {r.shop_id for r in batch + waiting})}
-        blocked: dict[int, set[str]] = {}
-        for row in waiting:
-            if row.shop_id in shops:
-                blocked.setdefault(row.shop_id, set()).update(self._keys(row, shops[row.shop_id]))
+            shops = {s.id: s for s in await _shops(session, set(shop_ids))}
+            held, horizon = await self._held_by(session, waiting, shops, now)
+        postponed: dict[int, datetime] = {}
         for row in batch:
             if self._stopping.is_set():
                 break
@@ -437,63 +480,134 @@ class InboxWorker:
                 continue
             try:
                 events = parse_delivery(row, shop)
-            except ParseError as exc:
-                await self._fail(row, f"ParseError: {exc}", report, permanent=True)
+            except Exception as exc:  # ParseError, or an adapter bug: the same every time
+                await self._fail(row, f"{type(exc).__name__}: {exc}", report, permanent=True)
                 continue
             keys = set().union(*(ordering_keys(e, shop.country) for e in events))
-            held = blocked.setdefault(row.shop_id, set())
-            if _conflicts(held, keys):
-                held.update(keys)
+            shop_held = held.setdefault(row.shop_id, _Held())
+            until = shop_held.blocked_until(keys)
+            if row.shop_id in horizon and row.id > horizon[row.shop_id]:  # type: ignore[operator]
+                until = max(until or now, now + self.base_delay)  # older rows not all seen
+            if until is not None:
+                shop_held.hold(keys, until)
                 report.deferred += 1
+                if until > now:
+                    postponed[row.id] = until  # type: ignore[index]
                 continue
-            if not await self._apply(row, events, report):
-                held.update(keys)
+            failed_until = await self._apply(row, events, report)
+            if failed_until is not None:
+                shop_held.hold(keys, failed_until)
+        if postponed:
+            report.postponed = await self._postpone(postponed)
         return report
 
-    def _keys(self, row: Inbox, shop: Shop) -> set[str]:
+    async def _held_by(
+        self,
+        session: AsyncSession,
+        waiting: list[inbox_store.Waiting],
+        shops: dict[int | None, Shop],
+        now: datetime,
+    ) -> tuple[dict[int, _Held], dict[int, int]]:
+        """Return the keys older pending deliveries hold per shop, and per shop the last id
+        seen when a shop has more than `max_waiting` of them."""
+        unknown = [
+            w.id
+            for w in waiting
+            if w.shop_id in shops and (w.id, shops[w.shop_id].country) not in self._key_cache
+        ]
+        for start in range(0, len(unknown), 500):
+            rows = await inbox_store.deliveries_by_id(
+                session=session, ids=unknown[start : start + 500]
+            )
+            for row in rows:
+                shop = shops[row.shop_id]
+                self._key_cache[(row.id, shop.country)] = self._keys(row, shop)  # type: ignore[index]
+        if len(self._key_cache) > 200_000:  # deliveries are immutable; forget the oldest ids
+            for cached in sorted(self._key_cache)[:100_000]:
+                del self._key_cache[cached]
+        held: dict[int, _Held] = {}
+        counts: dict[int, int] = {}
+        last_seen: dict[int, int] = {}
+        for w in waiting:
+            shop = shops.get(w.shop_id)
+            counts[w.shop_id] = counts.get(w.shop_id, 0) + 1
+            last_seen[w.shop_id] = w.id
+            keys = self._key_cache.get((w.id, shop.country)) if shop else None
+            if keys:
+                held.setdefault(w.shop_id, _Held()).hold(set(keys), max(w.next_attempt_at, now))
+        horizon = {sid: last_seen[sid] for sid, n in counts.items() if n >= self.max_waiting}
+        return held, horizon
+
+    def _keys(self, row: Inbox, shop: Shop) -> frozenset[str]:
         try:
             events = parse_delivery(row, shop)
-        except ParseError:
-            return set()
-        return set().union(*(ordering_keys(e, shop.country) for e in events))
+        except Exception:  # parked as soon as its turn comes; it holds nothing meanwhile
+            return frozenset()
+        return frozenset().union(*(ordering_keys(e, shop.country) for e in events))
 
-    async def _apply(self, row: Inbox, events: list[ShopEvent], report: RunReport) -> bool:
-        """Apply one delivery; return True when it is done (or gone), False when it still waits."""
+    async def _postpone(self, until: dict[int, datetime]) -> int:
+        try:
+            async with transaction(self.sessions) as session:
+                return await inbox_store.postpone(session=session, until=until)
+        except Exception as exc:  # only an optimisation: the rows are checked again next pass
+            log.warning("inbox worker: could not postpone %d deliveries: %r", len(until), exc)
+            return 0
+
+    async def _apply(
+        self, row: Inbox, events: list[ShopEvent], report: RunReport
+    ) -> datetime | None:
+        """Apply one delivery; return None when it is done (or gone), else until when the
+        deliveries that share its keys must wait."""
         try:
             async with transaction(self.sessions) as session:
                 locked = await inbox_store.lock_delivery(session=session, inbox_id=row.id)  # type: ignore[arg-type]
                 if locked is None:
                     state = await inbox_store.delivery_state(session=session, inbox_id=row.id)  # type: ignore[arg-type]
-                    return state != InboxState.PENDING
+                    return self.clock.now() if state == InboxState.PENDING else None
                 shop = await session.get(Shop, row.shop_id)
                 if shop is None:
-                    return True
+                    return None
                 now = self.clock.now()
+                about_erased = False
                 for event in events:
                     applied = await apply_event(
                         session=session, shop=shop, event=event, now=now, source=row.platform
                     )
                     if applied is not None and not applied.stale:
                         await run_flows(FlowContext(session, shop, self.clock, applied), event)
+                    about_erased = about_erased or _names_erased(applied)
                 await inbox_store.mark_done(session=session, inbox_id=row.id, now=now)  # type: ignore[arg-type]
-        except Exception as exc:  # any failure: the transaction rolled back; count and retry
-            log.warning("inbox %s (%s %s) failed: %r", row.id, row.platform, row.topic, exc)
-            await self._fail(row, f"{type(exc).__name__}: {exc}", report)
-            return False
+                if about_erased:  # an erased person stays erased: keep nothing of this either
+                    await privacy.forget_delivery(session=session, inbox_id=row.id)  # type: ignore[arg-type]
+        except Exception as exc:  # any failure: the transaction rolled back; park or retry
+            permanent = is_permanent(exc)
+            log.warning(
+                "inbox %s (%s %s) failed%s: %r",
+                row.id,
+                row.platform,
+                row.topic,
+                " for good" if permanent else "",
+                exc,
+            )
+            return await self._fail(
+                row, f"{type(exc).__name__}: {exc}", report, permanent=permanent
+            )
         report.done += 1
-        return True
+        return None
 
     async def _fail(
         self, row: Inbox, error: str, report: RunReport, *, permanent: bool = False
-    ) -> None:
+    ) -> datetime:
+        """Record a failed attempt; return until when deliveries sharing its keys must wait."""
         report.errors.append(f"{row.id}: {error}")
+        now = self.clock.now()
         try:
             async with transaction(self.sessions) as session:
-                state = await inbox_store.mark_failed(
+                failure = await inbox_store.mark_failed(
                     session=session,
                     inbox_id=row.id,  # type: ignore[arg-type]
                     error=error,
-                    now=self.clock.now(),
+                    now=now,
                     max_attempts=self.max_attempts,
                     base_delay=self.base_delay,
                     max_delay=self.max_delay,
@@ -501,12 +615,15 @@ class InboxWorker:
                 )
         except Exception as exc:  # the database itself is failing; the row stays pending
             log.error("inbox %s: could not record the failure: %r", row.id, exc)
-            return
-        if state == InboxState.PARKED:
+            return now
+        if failure is None:
+            return now
+        if failure.state == InboxState.PARKED:
             report.parked += 1
-            log.error("inbox %s parked after failures: %s", row.id, error)
-        elif state == InboxState.PENDING:
-            report.retrying += 1
+            log.error("inbox %s parked: %s", row.id, error)
+            return now
+        report.retrying += 1
+        return failure.next_attempt_at
 
     async def run_until_idle(self, *, max_passes: int = 100) -> RunReport:
         """Run passes until nothing due is left to handle (tests and the demo)."""
@@ -517,8 +634,9 @@ class InboxWorker:
             total.retrying += report.retrying
             total.parked += report.parked
             total.deferred += report.deferred
+            total.postponed += report.postponed
             total.errors += report.errors
-            if report.handled == 0:
+            if report.handled == 0 and report.postponed == 0:
                 break
         return total
 
@@ -533,7 +651,7 @@ class InboxWorker:
                 log.warning("inbox worker: %r; retrying in %.1fs", exc, pause)
                 report = RunReport()
                 pause = min(pause * 2, 30.0)
-            if report.handled and not report.deferred:
+            if report.postponed or (report.handled and not report.deferred):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=pause)
@@ -543,10 +661,10 @@ class InboxWorker:
         self._stopping.set()
 
 
-def _conflicts(held: set[str], keys: set[str]) -> bool:
-    if not held:
-        return False
-    return EVERYTHING in held or EVERYTHING in keys or not held.isdisjoint(keys)
+def _names_erased(applied: Applied | None) -> bool:
+    """Tell whether applying an event met the tombstone of an erased customer."""
+    customer = getattr(applied, "customer", None)
+    return getattr(customer, "redacted_hash", None) is not None
 
 
 async def _shops(session: AsyncSession, ids: set[int]) -> list[Shop]:

@@ -116,10 +116,24 @@ def inbox_retry(ctx: click.Context, inbox_id: int, as_json: bool) -> None:
 @click.command("check")
 @click.argument("shop_id", type=int)
 @click.option("--stale", default="24h", show_default=True, help="Warn after this long silent.")
+@click.option(
+    "--backlog-age",
+    default="5m",
+    show_default=True,
+    help="Warn when a delivery has waited this long to be applied.",
+)
 @json_option
 @click.pass_context
-def shop_check(ctx: click.Context, shop_id: int, stale: str, as_json: bool) -> None:
-    """Tell whether a shop's deliveries still arrive: last delivery, backlog, parked count."""
+def shop_check(
+    ctx: click.Context, shop_id: int, stale: str, backlog_age: str, as_json: bool
+) -> None:
+    """Tell whether a shop's deliveries arrive and are applied; exit 3 when something is wrong.
+
+    Checks the last delivery (a WooCommerce ping counts), the backlog and its oldest age,
+    deliveries retrying or parked, and deliveries refused for a bad signature.
+    """
+    from datetime import timedelta
+
     from bot.shop_settings import parse_duration
     from bot.store.inbox import shop_backlog
     from bot.store.shops import find_shop
@@ -130,6 +144,10 @@ def shop_check(ctx: click.Context, shop_id: int, stale: str, as_json: bool) -> N
         quiet_limit = parse_duration(stale)
     except ValueError as exc:
         raise base.UsageProblem(f"--stale: {exc}") from None
+    try:
+        lag_limit = parse_duration(backlog_age)
+    except ValueError as exc:
+        raise base.UsageProblem(f"--backlog-age: {exc}") from None
     now = _now()
 
     async def work(sessions: Any) -> dict[str, Any] | None:
@@ -153,8 +171,33 @@ def shop_check(ctx: click.Context, shop_id: int, stale: str, as_json: bool) -> N
             f"no delivery for {_age(now - last)} (more than {stale}): the platform may have "
             "disabled the webhook; check its delivery log"
         )
+    oldest = backlog.oldest_pending_at
+    waited = max(now - oldest, timedelta(0)) if oldest else None
+    if waited is not None and waited > lag_limit:
+        warnings.append(
+            f"{backlog.pending} deliveries pending, the oldest for {_age(waited)} (more than "
+            f"{backlog_age}): is the inbox worker (nudge serve) running? "
+            f"nudge inbox failed --shop {shop_id}"
+        )
+    if backlog.retrying:
+        warnings.append(
+            f"{backlog.retrying} deliveries failing and being retried: "
+            f"nudge inbox failed --shop {shop_id}"
+        )
     if backlog.parked:
         warnings.append(f"{backlog.parked} parked deliveries: nudge inbox failed --shop {shop_id}")
+    failures, failed_at = shop.signature_failures or 0, shop.last_signature_failure_at
+    if failures:
+        warnings.append(
+            f"{failures} deliveries failed the signature check since the last authentic one "
+            f"(last at {_iso(failed_at)}): the webhook secret on the platform must be the "
+            "shop's webhook_secret"
+        )
+    elif failed_at is not None and now - failed_at <= quiet_limit:
+        warnings.append(
+            f"a delivery failed the signature check at {_iso(failed_at)}: another webhook "
+            "may use an old secret"
+        )
     if shop.uninstalled_at is not None:
         warnings.append(f"the app was uninstalled at {shop.uninstalled_at.isoformat()}")
     record = {
@@ -165,8 +208,12 @@ def shop_check(ctx: click.Context, shop_id: int, stale: str, as_json: bool) -> N
         "pending": backlog.pending,
         "retrying": backlog.retrying,
         "parked": backlog.parked,
-        "oldest_pending_at": _iso(backlog.oldest_pending_at),
+        "oldest_pending_at": _iso(oldest),
+        "oldest_pending_seconds": int(waited.total_seconds()) if waited is not None else None,
+        "signature_failures": failures,
+        "last_signature_failure_at": _iso(failed_at),
         "stale_after": stale,
+        "backlog_age": backlog_age,
         "ok": not warnings,
         "warnings": warnings,
     }
@@ -177,19 +224,33 @@ def shop_check(ctx: click.Context, shop_id: int, stale: str, as_json: bool) -> N
         click.echo(
             f"inbox: {backlog.pending} pending ({backlog.retrying} retrying), "
             f"{backlog.parked} parked"
+            + (f", oldest pending for {_age(waited)}" if waited is not None else "")
         )
+        if failures or failed_at:
+            click.echo(
+                f"bad signatures: {failures} since the last authentic delivery, "
+                f"last at {_iso(failed_at)}"
+            )
         for warning in warnings:
             click.echo(f"warning: {warning}")
         if not warnings:
             click.echo("ok")
 
     base.emit(as_json, record, human)
+    if warnings:
+        ctx.exit(UNHEALTHY)
+
+
+UNHEALTHY = 3  # `nudge shop check`: the shop needs attention (1: no such shop, 2: usage)
 
 
 def _age(delta: Any) -> str:
-    from bot.shop_settings import format_duration
-
-    return format_duration(delta.__class__(seconds=int(delta.total_seconds())))
+    """Render an age in its largest unit that counts at least two: 601s -> 10m, 30h -> 30h."""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 # ---------------------------------------------------------------------------- customers
@@ -203,9 +264,16 @@ def customer() -> None:
 @customer.command("export")
 @click.argument("customer_id", type=int)
 @click.option("--shop", "shop_id", type=int, default=None, help="The customer's shop.")
+@json_option
 @click.pass_context
-def customer_export(ctx: click.Context, customer_id: int, shop_id: int | None) -> None:
-    """Print everything stored about a customer as JSON (GDPR data request)."""
+def customer_export(
+    ctx: click.Context, customer_id: int, shop_id: int | None, as_json: bool
+) -> None:
+    """Print everything stored about a customer as JSON (GDPR data request).
+
+    The export is a JSON document either way; `--json` is accepted like on every command.
+    Raw shop deliveries that mention the customer are under `deliveries`.
+    """
     from bot.models import Customer
     from bot.store.privacy import export_customer
 
@@ -226,6 +294,105 @@ def customer_export(ctx: click.Context, customer_id: int, shop_id: int | None) -
         where = f" in shop {shop_id}" if shop_id is not None else ""
         raise base.NotFound(f"no customer with id {customer_id}{where}")
     click.echo(json.dumps(export, ensure_ascii=False, indent=2, default=str))
+
+
+@customer.command("erase")
+@click.option("--shop", "shop_id", type=int, required=True, help="The customer's shop.")
+@click.option("--customer", "customer_id", type=int, default=None, help="Nudge's customer id.")
+@click.option("--email", default=None, help="The customer's e-mail.")
+@click.option("--phone", default=None, help="The customer's phone (the shop's country default).")
+@click.option("--yes", is_flag=True, help="Erase for real (without it, say what would go).")
+@json_option
+@click.pass_context
+def customer_erase(
+    ctx: click.Context,
+    shop_id: int,
+    customer_id: int | None,
+    email: str | None,
+    phone: str | None,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Erase a customer's personal data everywhere it is stored (GDPR erasure request).
+
+    Profile, events, carts, messages, conversation state and the raw deliveries that mention
+    them; orders stay for the shop's reports, without the customer. What is kept is listed in
+    the README's privacy section.
+    """
+    from bot.db import transaction
+    from bot.store.commerce import Identity, normalize_email
+    from bot.store.privacy import Erasure, erase_customers
+    from bot.store.shops import find_shop
+    from integrations.fields import e164
+
+    base = _base()
+    if sum(value is not None for value in (customer_id, email, phone)) != 1:
+        raise base.UsageProblem("give exactly one of --customer, --email, --phone")
+    if email is not None and not normalize_email(email):
+        raise base.UsageProblem("--email must not be empty")
+    settings = base.settings_from(ctx)
+    now = _now()
+
+    async def work(sessions: Any) -> tuple[str, Erasure | None]:
+        outcome = await erase(sessions)
+        if outcome[0] == "erased" and settings.is_sqlite:
+            await _checkpoint(sessions)
+        return outcome
+
+    async def erase(sessions: Any) -> tuple[str, Erasure | None]:
+        async with transaction(sessions) as session:
+            shop = await find_shop(session=session, shop_id=shop_id)
+            if shop is None:
+                return "no_shop", None
+            normalized = None
+            if phone is not None:
+                normalized = e164(phone, shop.country)
+                if normalized is None:
+                    return "bad_phone", None
+            request = {
+                "session": session,
+                "shop_id": shop_id,
+                "identity": Identity(email=normalize_email(email), phone=normalized),
+                "customer_ids": [customer_id] if customer_id is not None else [],
+                "now": now,
+            }
+            plan = await erase_customers(**request, dry_run=True)
+            if not plan.found or not yes:
+                return "plan", plan
+            return "erased", await erase_customers(**request)
+
+    outcome, erasure = base.run(base.with_database(settings, work))
+    if outcome == "no_shop":
+        raise base.NotFound(f"no shop with id {shop_id}")
+    if outcome == "bad_phone":
+        raise base.UsageProblem("--phone: not a valid phone number for the shop's country")
+    assert erasure is not None
+    if not erasure.found:
+        given = f"id {customer_id}" if customer_id is not None else f"that {_given(email, phone)}"
+        raise base.NotFound(f"no customer with {given} in shop {shop_id}")
+    ids = ", ".join(str(i) for i in erasure.customer_ids)
+    who = f"customer {ids}" if ids else "what is left of an erased customer"
+    if outcome == "plan":
+        raise base.UsageProblem(
+            f"this would erase {who} in shop {shop_id}: {erasure.summary()}; "
+            "run again with --yes to erase"
+        )
+    summary = f"erased {who} in shop {shop_id}: {erasure.summary()}"
+    base.emit(as_json, erasure.as_dict(), lambda: click.echo(summary))
+
+
+def _given(email: str | None, phone: str | None) -> str:
+    if email is not None:
+        return "e-mail"
+    return "phone" if phone is not None else ""
+
+
+async def _checkpoint(sessions: Any) -> None:
+    """Move SQLite's write-ahead log into the database and empty it: no erased bytes stay."""
+    from sqlalchemy import text
+
+    async with sessions() as session:
+        await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
 
 
 # ------------------------------------------------------------------------------------ link

@@ -114,6 +114,30 @@ class SettingError(ValueError):
     """A shop setting key or value is not valid."""
 
 
+WEBHOOK_SECRET_MIN, WEBHOOK_SECRET_MAX = 8, 128
+
+
+def check_webhook_secret(value: str) -> str:
+    """Return a usable webhook signing key, or raise SettingError saying why (never echoing it).
+
+    The key the platform signs with: Shopify's app client secret, WooCommerce's webhook
+    secret, or the generic platform's shared secret. Printable, 8 to 128 characters, no
+    surrounding blanks (they would be lost in copy and paste and break every signature).
+    """
+    if not value or not value.strip():
+        raise SettingError("webhook_secret: must not be empty")
+    if value != value.strip():
+        raise SettingError("webhook_secret: must not start or end with a blank")
+    if not value.isprintable():
+        raise SettingError("webhook_secret: must hold printable characters only")
+    if not WEBHOOK_SECRET_MIN <= len(value) <= WEBHOOK_SECRET_MAX:
+        raise SettingError(
+            f"webhook_secret: must be {WEBHOOK_SECRET_MIN} to {WEBHOOK_SECRET_MAX} characters "
+            f"long (got {len(value)})"
+        )
+    return value
+
+
 def load_shop_settings(raw: dict[str, Any] | None) -> ShopSettings:
     """Build typed settings from what the database holds."""
     return ShopSettings.model_validate(raw or {})

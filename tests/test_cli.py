@@ -151,6 +151,90 @@ def test_bad_config_fails_fast_with_one_line_naming_the_setting(tmp_path, env, s
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("env", "setting", "secret"),
+    [
+        ({"NUDGE_DATABASE_URL": "u:s3cret-pw@db.example.com/nudge"}, "NUDGE_DATABASE_URL", None),
+        (
+            {"NUDGE_DATABASE_URL": "postgresql+asyncpg://u:s3c@ret-pw@127.0.0.1:1/db"},
+            "NUDGE_DATABASE_URL",
+            "ret-pw",
+        ),
+        (
+            {"NUDGE_DATABASE_URL": "postgresql+asyncpg://u:s3cret-pw@127.0.0.1:port/db"},
+            "NUDGE_DATABASE_URL",
+            None,
+        ),
+        (
+            {"NUDGE_DATABASE_URL": "postgresql+asyncpg://u:s3cret-pw@127.0.0.1:1/db"},
+            "NUDGE_DATABASE_URL",
+            None,
+        ),
+        (
+            {"NUDGE_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/db?password=s3cret-pw"},
+            "NUDGE_DATABASE_URL",
+            None,
+        ),
+        ({"NUDGE_REDIS_URL": "http://:s3cret-pw@cache.example.com:6379"}, "NUDGE_REDIS_URL", None),
+        ({"NUDGE_REDIS_URL": "redis://:s3c@ret-pw@cache:6379"}, "NUDGE_REDIS_URL", "ret-pw"),
+        ({"NUDGE_DISPATCH": '{"rate_per_second": "s3cret-pw"'}, "NUDGE_DISPATCH", None),
+    ],
+)
+def test_config_errors_never_print_a_secret(tmp_path, env, setting, secret):
+    overrides = {
+        "NUDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/n.db",
+        "NUDGE_SECRET_KEY": "0123456789abcdef-s3cret-key",
+        **env,
+    }
+    result = _run(["shop", "list"], **overrides)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"nudge: error: {setting}:"), result.stderr
+    for shown in (result.stdout, result.stderr):
+        assert "s3cret" not in shown and (secret is None or secret not in shown), shown
+
+
+def test_sqlite_files_are_created_private(tmp_path):
+    import asyncio
+
+    from sqlalchemy import text
+
+    from bot.db import create_engine
+
+    umask = os.umask(0o022)
+    try:
+        url = f"sqlite+aiosqlite:///{tmp_path}/data/nudge.db"
+        result = _run(["db", "upgrade"], NUDGE_DATABASE_URL=url)
+        assert result.returncode == 0, result.stderr
+        database = tmp_path / "data" / "nudge.db"
+        files = [database, *(database.with_name(f"nudge.db{s}") for s in ("-wal", "-shm"))]
+        for path in files:
+            if path.exists():
+                assert oct(path.stat().st_mode & 0o777) == "0o600", path
+
+        async def write_and_look(url: str) -> dict[str, str]:
+            engine = create_engine(url)
+            try:
+                async with engine.begin() as conn:
+                    await conn.execute(text("CREATE TABLE IF NOT EXISTS t (x TEXT)"))
+                    await conn.execute(text("INSERT INTO t VALUES ('token')"))
+                found = sorted(p for p in Path(url.split("///", 1)[1]).parent.iterdir())
+                return {p.name: oct(p.stat().st_mode & 0o777) for p in found if "nudge" in p.name}
+            finally:
+                await engine.dispose()
+
+        modes = asyncio.run(write_and_look(f"sqlite+aiosqlite:///{tmp_path}/fresh/nudge.db"))
+        assert modes == {name: "0o600" for name in ("nudge.db", "nudge.db-shm", "nudge.db-wal")}
+
+        shared = tmp_path / "old" / "nudge.db"
+        shared.parent.mkdir()
+        shared.touch(mode=0o644)
+        modes = asyncio.run(write_and_look(f"sqlite+aiosqlite:///{shared}"))
+        assert set(modes.values()) == {"0o600"}, "an existing world-readable file is tightened"
+    finally:
+        os.umask(umask)
+
+
 def test_secret_key_is_generated_once_beside_the_sqlite_database(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path}/data/nudge.db"
     first = _run(["db", "upgrade"], NUDGE_DATABASE_URL=url)

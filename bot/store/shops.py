@@ -10,14 +10,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Platform, Shop
-from bot.shop_settings import apply_setting
+from bot.shop_settings import apply_setting, check_webhook_secret
 
 
 class ShopNotFound(LookupError):
     """No shop with that id."""
 
 
-COLUMN_KEYS = ("name", "currency", "country", "locale", "timezone", "bot_token", "bot_username")
+COLUMN_KEYS = (
+    "name",
+    "currency",
+    "country",
+    "locale",
+    "timezone",
+    "bot_token",
+    "bot_username",
+    "webhook_secret",
+)
 
 
 async def create_shop(
@@ -45,7 +54,11 @@ async def create_shop(
         timezone=timezone,
         bot_token=bot_token,
         bot_username=bot_username,
-        webhook_secret=webhook_secret or secrets.token_urlsafe(32),
+        webhook_secret=(
+            secrets.token_urlsafe(32)
+            if webhook_secret is None
+            else check_webhook_secret(webhook_secret)
+        ),
         settings=settings or {},
         created_at=now,
     )
@@ -98,6 +111,9 @@ async def update_shop(*, session: AsyncSession, shop_id: int, key: str, value: s
 def _set_column(shop: Shop, key: str, value: str) -> None:
     from bot.validation import check_country, check_currency, check_locale, check_timezone
 
+    if key == "webhook_secret":  # rotation: the web layer's shop cache expires within seconds
+        shop.webhook_secret = check_webhook_secret(value)
+        return
     cleaned: str | None = value.strip() or None
     if key == "currency":
         cleaned = check_currency(value)

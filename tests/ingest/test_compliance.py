@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from ingest_helpers import fixture_bytes, fixture_json
+from privacy_helpers import (
+    BOT_TOKEN,
+    EMAIL,
+    PERSONAL,
+    leftovers,
+    messenger_traces,
+    refusing_customer_updates,
+    shopify_checkout,
+    shopify_customer,
+    shopify_order,
+    shopify_redact,
+    stored_bytes,
+)
 from sqlalchemy import func, select
 
-from bot.models import Cart, Customer, CustomerEvent, Inbox, Order, Shop
+from bot.models import (
+    Cart,
+    Click,
+    Customer,
+    CustomerEvent,
+    FsmRecord,
+    Inbox,
+    InboxState,
+    Order,
+    Outbox,
+    OutboxState,
+    Shop,
+)
 from bot.store.privacy import export_customer
 
 
@@ -91,3 +118,47 @@ async def test_app_uninstalled_marks_the_shop(hooks, database):
     await hooks.deliver(shop, "app/uninstalled", fixture_bytes("shopify/app/uninstalled.json"))
     async with database.sessions() as session:
         assert (await session.get(Shop, shop.id)).uninstalled_at is not None
+
+
+async def test_customer_redact_leaves_no_personal_data_in_the_database_files(
+    hooks, database, clock
+):
+    shop = await hooks.shop("shopify", bot_token=BOT_TOKEN)
+    await hooks.deliver(shop, "customers/create", shopify_customer())
+    await hooks.deliver(shop, "checkouts/create", shopify_checkout())
+    await hooks.deliver(shop, "orders/create", shopify_order())
+    (olesia,) = await rows(database, Customer)
+    await messenger_traces(database, olesia.id, clock)
+    async with refusing_customer_updates(database):  # a delivery fails, then is parked
+        update = shopify_customer("2026-03-01T13:00:00Z", first_name="Lesia")
+        status, _ = await hooks.post(shop, "customers/update", update)
+        assert status == 200
+        for _ in range(3):
+            await hooks.worker.run_until_idle()
+            clock.advance(timedelta(hours=1))
+    (parked,) = await rows(database, Inbox, Inbox.state == InboxState.PARKED)
+    async with database.sessions() as session:  # as an error stored before parameters were hidden
+        row = await session.get(Inbox, parked.id)
+        row.last_error = f"IntegrityError: [parameters: ('{EMAIL}', 'Zaboronska')]"
+        await session.commit()
+    assert leftovers(await stored_bytes(database)) == list(PERSONAL), "the test stores them all"
+
+    await hooks.deliver(shop, "customers/redact", shopify_redact(shop, [880001]))
+
+    assert leftovers(await stored_bytes(database)) == []
+    (olesia,) = await rows(database, Customer, Customer.id == olesia.id)
+    assert olesia.redacted_hash and olesia.telegram_chat_id is None and olesia.attributes == {}
+    (order,) = await rows(database, Order)
+    assert (order.customer_id, order.cart_token, str(order.total)) == (None, None, "404.9500")
+    assert await rows(database, Cart) == []
+    async with database.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(FsmRecord)) == 0
+    (nps,) = await rows(database, CustomerEvent)
+    assert (nps.type, nps.customer_id, nps.payload) == ("nps_answered", None, {"score": 9})
+    sent, cancelled = await rows(database, Outbox)
+    assert (sent.state, sent.payload, sent.last_error) == (OutboxState.SENT, {}, None)
+    assert cancelled.state == OutboxState.CANCELLED and cancelled.payload == {}
+    (click,) = await rows(database, Click)
+    assert click.customer_id is None and click.outbox_id == sent.id
+    (parked,) = await rows(database, Inbox, Inbox.id == parked.id)
+    assert parked.state == InboxState.PARKED and parked.last_error.startswith("IntegrityError")
