@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.db import create_engine, session_factory
 from bot.delivery.courier import courier_context
 from bot.flows.birthday import birthday_scheduler
+from bot.flows.lifecycle import metrics_refresher
 from bot.inbox_worker import inbox_worker
 from bot.services import Services
 from bot.telegram import BotPool
@@ -54,6 +55,7 @@ def build_app(
         app.cleanup_ctx.append(inbox_worker)
         app.cleanup_ctx.append(courier_context)
         app.cleanup_ctx.append(birthday_scheduler)
+        app.cleanup_ctx.append(metrics_refresher)
     return app
 
 

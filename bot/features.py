@@ -8,6 +8,7 @@ FEATURE_MODULES = (
     "bot.flows.abandoned_cart",
     "bot.flows.attribution",
     "bot.flows.birthday",
+    "bot.flows.lifecycle",
     "bot.flows.nps",
     "bot.surveys",
     "bot.support",

@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import Money, UTCDateTime
-from bot.models import Customer, CustomerEvent, CustomerMetrics, Order, OrderStatus, Stage
+from bot.models import Customer, CustomerEvent, CustomerMetrics, Order, OrderStatus, Shop, Stage
 
 DEFAULT_INTERVAL_DAYS = 90.0  # a shop with no repeat buyer yet
 WINDOW = timedelta(days=3 * 365 + 1)
@@ -96,10 +96,11 @@ def _score(rank: Any) -> Any:
     return case((rank < 0.2, 1), (rank < 0.4, 2), (rank < 0.6, 3), (rank < 0.8, 4), else_=5)
 
 
-def _orders(shop_id: int, now: datetime) -> Any:
+def _orders(shop_id: int, now: datetime, customer_ids: list[int] | None = None) -> Any:
     """Per customer: orders and revenue in the window, all orders, first and last order."""
     o = ORDERS.c
     recent = o.placed_at >= now - WINDOW
+    some = [o.customer_id.in_(customer_ids)] if customer_ids is not None else []
     return (
         select(
             o.customer_id.label("customer_id"),
@@ -113,6 +114,7 @@ def _orders(shop_id: int, now: datetime) -> Any:
             o.shop_id == shop_id,
             o.status == OrderStatus.PLACED.value,
             o.customer_id.is_not(None),
+            *some,
         )
         .group_by(o.customer_id)
     )
@@ -143,13 +145,22 @@ async def refresh_metrics(
 ) -> RefreshReport:
     """Recompute metrics and stages for the shop (or some of its customers) as of `now`.
 
-    RFM scores rank a customer among all the shop's buyers, so they are recomputed for the
-    customers refreshed against the whole shop's distribution.
+    A whole-shop refresh ranks RFM and stores the shop's median interval. Refreshing some
+    customers (after their order) reads only their orders and uses the stored median; their
+    RFM scores, which rank them among every buyer, wait for the next whole-shop refresh.
     """
     dialect = session.bind.dialect.name
     now = now.astimezone(UTC)
-    agg = _orders(shop_id, now).cte("agg")
-    median = await _median_interval(session, agg, dialect)
+    some = customer_ids is not None
+    agg = _orders(shop_id, now, customer_ids).cte("agg")
+    shop = await session.get(Shop, shop_id)
+    if some and shop is not None and shop.median_interval_days is not None:
+        median = shop.median_interval_days
+    else:
+        median = await _median_interval(session, _orders(shop_id, now).cte("everyone"), dialect)
+        if shop is not None and not some:
+            shop.median_interval_days = median
+            session.add(shop)
 
     buyers = select(
         agg.c.customer_id,
@@ -180,9 +191,20 @@ async def refresh_metrics(
     )
     revenue = type_coerce(func.coalesce(agg.c.revenue, 0), Money)
     count = func.coalesce(agg.c.orders_count, 0)
-    r, f, m = _score(rfm.c.r), _score(rfm.c.f), _score(rfm.c.m)
-    has_rfm = rfm.c.customer_id.is_not(None)
-    rfm_cell = case((has_rfm, cast(r, String) + cast(f, String) + cast(m, String)), else_=None)
+    prev = METRICS.alias("prev")
+    if some:  # keep the last whole-shop ranking
+        r, f, m = prev.c.rfm_r, prev.c.rfm_f, prev.c.rfm_m
+        has_rfm = prev.c.rfm_r.is_not(None)
+        rfm_cell = prev.c.rfm_cell
+    else:
+        r, f, m = _score(rfm.c.r), _score(rfm.c.f), _score(rfm.c.m)
+        has_rfm = rfm.c.customer_id.is_not(None)
+        rfm_cell = case((has_rfm, cast(r, String) + cast(f, String) + cast(m, String)), else_=None)
+    joined = CUSTOMERS.outerjoin(agg, agg.c.customer_id == c.id).outerjoin(
+        prev, prev.c.customer_id == c.id
+    )
+    if not some:
+        joined = joined.outerjoin(rfm, rfm.c.customer_id == c.id)
     where = [c.shop_id == shop_id, c.redacted_hash.is_(None)]
     if customer_ids is not None:
         where.append(c.id.in_(customer_ids))
@@ -212,11 +234,7 @@ async def refresh_metrics(
             rfm_cell.label("rfm_cell"),
             stage.label("stage"),
         )
-        .select_from(
-            CUSTOMERS.outerjoin(agg, agg.c.customer_id == c.id).outerjoin(
-                rfm, rfm.c.customer_id == c.id
-            )
-        )
+        .select_from(joined)
         .where(*where)
     ).cte("computed")
 

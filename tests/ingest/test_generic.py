@@ -49,7 +49,9 @@ async def test_every_generic_topic_lands_in_the_profile(hooks, database):
         "cart_updated",
         "product_viewed",
         "order_placed",
+        "stage_changed",  # prospect -> lapsed: ten months after it, past 3x the default 90 days
         "order_cancelled",
+        "stage_changed",  # back to prospect: a cancelled order counts for nothing
     ]
 
 
