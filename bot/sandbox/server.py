@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import re
 import time
 from collections.abc import AsyncIterator
@@ -58,8 +59,11 @@ class Sandbox:
         webhook_retry_delay: float = 1.0,
         webhook_retry_max: float = 60.0,
         webhook_timeout: float = 10.0,
+        latency: float = 0.0,
+        jitter: float = 0.0,
     ) -> None:
         self.limits = limits or Limits()
+        self.set_latency(latency, jitter)
         self.clock = clock or SystemClock()
         self.callback_timeout = callback_timeout
         self.auto_register = auto_register
@@ -140,6 +144,20 @@ class Sandbox:
             worlds = [self.bot(token)]
         for world in worlds:
             world.limiter.limits = limits
+
+    def set_latency(self, latency: float, jitter: float = 0.0) -> None:
+        """Answer every Bot API call `latency` ± `jitter` seconds after it arrived.
+
+        Telegram answers in tens of milliseconds; a benchmark or test against an instant
+        loopback server flatters every design. Limits count a call when it arrives.
+        """
+        if latency < 0 or jitter < 0 or jitter > latency:
+            raise ValueError("latency and jitter are seconds, 0 <= jitter <= latency")
+        self.latency, self.jitter = latency, jitter
+
+    async def _network(self) -> None:
+        if self.latency:
+            await asyncio.sleep(self.latency + random.uniform(-self.jitter, self.jitter))
 
     def stats(self, token: str) -> BotStats:
         """Return a snapshot of one bot's counters and one-second send peaks."""
@@ -269,11 +287,13 @@ class Sandbox:
             result = await call(world, name, params)
         except ApiError as exc:
             world.stats.errors[exc.code] += 1
+            await self._network()
             return _answer(exc.payload(), exc.code)
         finally:
             if tracked:
                 world.inflight -= 1
                 world.touch()
+        await self._network()
         if isinstance(result, Described):
             body = {"ok": True, "result": result.result, "description": result.description}
             return _answer(body)
