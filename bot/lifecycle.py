@@ -334,9 +334,108 @@ async def customer_metrics(
     return row if row is not None and row.shop_id == shop_id else None
 
 
+@dataclass(frozen=True, slots=True)
+class LifecycleReport:
+    """How many customers are in each stage, how many of them a message can reach, and how
+    customers moved between stages over the last `days` days."""
+
+    shop_id: int
+    days: int
+    stages: dict[str, int]
+    unreachable: dict[str, int]
+    moves: dict[str, dict[str, int]]  # from stage -> to stage -> customers
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the report as plain data (the `--json` shape)."""
+        return {
+            "shop_id": self.shop_id,
+            "days": self.days,
+            "stages": self.stages,
+            "unreachable": self.unreachable,
+            "moves": self.moves,
+        }
+
+
+async def lifecycle_report(
+    *, session: AsyncSession, shop_id: int, now: datetime, days: int = 30
+) -> LifecycleReport:
+    """Count customers per stage (and the unreachable among them) and the recent moves."""
+    from bot.segments import reachable
+
+    c, m, e = CUSTOMERS.c, METRICS.c, EVENTS.c
+    stage = func.coalesce(m.stage, Stage.PROSPECT.value)
+    joined = CUSTOMERS.outerjoin(METRICS, m.customer_id == c.id)
+    live = and_(c.shop_id == shop_id, c.redacted_hash.is_(None))
+    stages = {s.value: 0 for s in Stage}
+    unreachable = {s.value: 0 for s in Stage}
+    rows = await session.execute(
+        select(stage, func.count(), func.sum(case((reachable(), 0), else_=1)))
+        .select_from(joined)
+        .where(live)
+        .group_by(stage)
+    )
+    for name, count, cannot in rows.all():
+        stages[name] = int(count)
+        unreachable[name] = int(cannot or 0)
+    since = now - timedelta(days=days)
+    events = await session.execute(
+        select(e.customer_id, e.payload)
+        .where(e.shop_id == shop_id, e.type == "stage_changed", e.occurred_at >= since)
+        .order_by(e.customer_id, e.id)
+    )
+    first: dict[int, str] = {}
+    last: dict[int, str] = {}
+    for customer_id, payload in events.all():  # a customer's net move over the period
+        first.setdefault(customer_id, str(payload.get("from")))
+        last[customer_id] = str(payload.get("to"))
+    moves: dict[str, dict[str, int]] = {}
+    for customer_id, start in first.items():
+        end = last[customer_id]
+        if start != end:
+            row = moves.setdefault(start, {})
+            row[end] = row.get(end, 0) + 1
+    return LifecycleReport(shop_id, days, stages, unreachable, moves)
+
+
+def lifecycle_svg(report: LifecycleReport) -> str:
+    """Draw the stages as a bar chart (SVG): reachable and unreachable customers per stage."""
+    from xml.sax.saxutils import escape
+
+    width, bar, gap, left, top = 640, 28, 14, 110, 40
+    most = max([*report.stages.values(), 1])
+    scale = (width - left - 120) / most
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{top + len(report.stages) * (bar + gap) + 20}" font-family="sans-serif" '
+        'font-size="13">',
+        f'<text x="10" y="22" font-size="15">Customers by stage, shop {report.shop_id}</text>',
+    ]
+    for i, (name, count) in enumerate(report.stages.items()):
+        y = top + i * (bar + gap)
+        cannot = report.unreachable.get(name, 0)
+        can = count - cannot
+        parts.append(f'<text x="10" y="{y + bar * 0.7:.0f}">{escape(name)}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y}" width="{can * scale:.1f}" height="{bar}" fill="#2a7ae2"/>'
+        )
+        parts.append(
+            f'<rect x="{left + can * scale:.1f}" y="{y}" width="{cannot * scale:.1f}" '
+            f'height="{bar}" fill="#c8c8c8"/>'
+        )
+        label = f"{count}" + (f" ({cannot} unreachable)" if cannot else "")
+        parts.append(
+            f'<text x="{left + count * scale + 6:.1f}" y="{y + bar * 0.7:.0f}">{label}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
 __all__ = [
     "DEFAULT_INTERVAL_DAYS",
+    "LifecycleReport",
     "RefreshReport",
     "customer_metrics",
+    "lifecycle_report",
+    "lifecycle_svg",
     "refresh_metrics",
 ]

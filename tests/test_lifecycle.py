@@ -196,3 +196,30 @@ async def test_a_refresh_counts_only_its_own_shop(shop, database):
     assert report.customers == 6 and report.median_interval_days == pytest.approx(60)
     async with database.sessions() as session:
         assert await session.get(CustomerMetrics, stranger.id) is None
+
+
+async def test_the_lifecycle_report_counts_stages_reach_and_net_moves(shop):
+    from bot.lifecycle import lifecycle_report, lifecycle_svg
+    from bot.models import Consent, Customer
+
+    database, shop_id, ids = shop
+    async with transaction(database.sessions) as session:
+        olena = await session.get(Customer, ids["olena"])
+        olena.telegram_chat_id, olena.consent = 501, Consent.OPTED_IN
+    await _refresh(database, shop_id)
+    await _refresh(database, shop_id, now=NOW + 40 * DAY)  # Olena: active -> at_risk
+    async with database.sessions() as session:
+        report = await lifecycle_report(
+            session=session, shop_id=shop_id, now=NOW + 40 * DAY, days=30
+        )
+    assert report.stages == {"prospect": 1, "new": 1, "active": 0, "at_risk": 3, "lapsed": 1}
+    assert report.unreachable["at_risk"] == 2  # Olena is the one a message can reach
+    # the refresh 40 days ago is outside the 30 days; only Olena's move is inside
+    assert report.moves == {"active": {"at_risk": 1}}
+    async with database.sessions() as session:
+        everything = await lifecycle_report(
+            session=session, shop_id=shop_id, now=NOW + 40 * DAY, days=60
+        )
+    assert everything.moves["prospect"] == {"new": 1, "at_risk": 3, "lapsed": 1}
+    svg = lifecycle_svg(report)
+    assert svg.startswith("<svg") and "at_risk" in svg and "2 unreachable" in svg
