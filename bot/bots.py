@@ -14,7 +14,9 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 POLL_WAIT = 25  # seconds one getUpdates call waits for an update
 POLL_BACKOFF = BackoffConfig(min_delay=1.0, max_delay=30.0, factor=2.0, jitter=0.1)
 STOP_GRACE = 10.0  # seconds an update being handled may finish in when polling stops
+SYNC_BACKOFF_MIN, SYNC_BACKOFF_MAX = 5.0, 300.0  # seconds before a failed bot is tried again
 
 
 def build_dispatcher(services: Services) -> Dispatcher:
@@ -75,12 +78,6 @@ async def register_webhook(
         secret_token=webhook_secret(services.secret_key, shop_id),
         allowed_updates=dispatcher.resolve_used_update_types(),
     )
-
-
-async def _shop_bots(services: Services) -> list[tuple[int, str]]:
-    async with services.sessions() as session:
-        shops = await list_shops_with_bots(session=session)
-    return [(s.id, s.bot_token) for s in shops if s.id is not None and s.bot_token]
 
 
 async def fetch_updates(
@@ -171,29 +168,231 @@ class Poller:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class BotPlan:
+    """How one shop's bot should be connected, as the shops table says now."""
+
+    shop_id: int
+    token: str
+    username: str | None
+    languages: tuple[str, ...]
+    default_locale: str
+
+    @property
+    def menu(self) -> tuple[tuple[str, ...], str]:
+        """Return what the command menu depends on."""
+        return self.languages, self.default_locale
+
+
+async def read_plans(services: Services) -> dict[int, BotPlan]:
+    """Return every shop bot that should be connected, by shop id (one shop per token)."""
+    from bot.shop_settings import load_shop_settings
+
+    async with services.sessions() as session:
+        shops = await list_shops_with_bots(session=session)
+    plans: dict[int, BotPlan] = {}
+    owners: dict[str, int] = {}
+    for shop in shops:
+        if shop.id is None or not shop.bot_token:
+            continue
+        if shop.bot_token in owners:
+            log.warning(
+                "shop %s: its bot already serves shop %s; not connected",
+                shop.id,
+                owners[shop.bot_token],
+            )
+            continue
+        owners[shop.bot_token] = shop.id
+        plans[shop.id] = BotPlan(
+            shop.id,
+            shop.bot_token,
+            shop.bot_username,
+            tuple(load_shop_settings(shop.settings).languages),
+            shop.default_locale,
+        )
+    return plans
+
+
+async def set_commands(services: Services, plan: BotPlan) -> None:
+    """Send the command menu in each language offered (default: the shop's locale); drop others."""
+    from bot.messages.commands import bot_commands
+    from bot.validation import SUPPORTED_LOCALES
+
+    bot = services.bots.get(plan.token)
+    for language in SUPPORTED_LOCALES:
+        if language in plan.languages:
+            await bot.set_my_commands(bot_commands(language), language_code=language)
+        else:
+            await bot.delete_my_commands(language_code=language)
+    await bot.set_my_commands(bot_commands(plan.default_locale))
+
+
+class BotSync:
+    """Keep every shop's bot connected as the shops table says, re-read every few seconds.
+
+    A bot added to a shop is connected (webhook set, or a poller started) and gets its command
+    menu; a changed token swaps the bots; a removed bot (or shop) is disconnected: its webhook
+    is deleted, or its poller stopped. Changed languages send the menu again. A bot that fails
+    is tried again later (backing off), and every success and failure is logged.
+    """
+
+    def __init__(self, services: Services, dispatcher: Dispatcher, *, mode: str) -> None:
+        self.services = services
+        self.dispatcher = dispatcher
+        self.mode = mode
+        self.connected: dict[int, BotPlan] = {}
+        self.menus: dict[int, tuple[tuple[str, ...], str]] = {}
+        self.pollers: dict[int, Poller] = {}
+        self._failures: dict[tuple[int, str, str], int] = {}
+        self._retry_at: dict[tuple[int, str, str], float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect every shop's bot now; send menus and keep them in step in the background."""
+        await self.sync(starting=True)
+        self._task = asyncio.create_task(self._run(), name="bot-sync")
+
+    async def stop(self) -> None:
+        """Stop syncing and stop every poller (webhooks stay set for the next start)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.gather(*(poller.stop() for poller in self.pollers.values()))
+        self.pollers.clear()
+
+    async def _run(self) -> None:
+        interval = self.services.settings.bot_sync_interval
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync()
+            except Exception as exc:  # the database may be away for a while: try again later
+                log.warning("shop bots not synced: %s", exc)
+
+    async def sync(self, *, starting: bool = False) -> None:
+        """Compare the shops table with the connected bots and fix every difference."""
+        plans = await read_plans(self.services)
+        for shop_id, current in list(self.connected.items()):
+            plan = plans.get(shop_id)
+            if plan is None or plan.token != current.token:
+                del self.connected[shop_id]
+                self.menus.pop(shop_id, None)
+                still_used = any(p.token == current.token for p in plans.values())
+                await self._disconnect(current, still_used=still_used, replaced=plan is not None)
+        for shop_id, plan in plans.items():
+            if shop_id not in self.connected:
+                if not self._due(plan, "connect"):
+                    continue
+                if not await self._attempt(plan, "connect", self._connect(plan, starting)):
+                    continue
+            self.connected[shop_id] = plan
+            if starting:  # menus wait for the first background pass: startup stays quick
+                continue
+            if self.menus.get(shop_id) != plan.menu and self._due(plan, "commands"):
+                if await self._attempt(plan, "commands", set_commands(self.services, plan)):
+                    self.menus[shop_id] = plan.menu
+                    log.info(
+                        "shop %s: command menu of @%s set in %s (default %s)",
+                        shop_id,
+                        plan.username,
+                        ", ".join(plan.languages),
+                        plan.default_locale,
+                    )
+        wanted = {(p.shop_id, p.token) for p in plans.values()}
+        for key in [k for k in self._retry_at if k[:2] not in wanted]:
+            self._retry_at.pop(key, None)
+            self._failures.pop(key, None)
+
+    def _due(self, plan: BotPlan, step: str) -> bool:
+        return time.monotonic() >= self._retry_at.get((plan.shop_id, plan.token, step), 0.0)
+
+    async def _attempt(self, plan: BotPlan, step: str, work: Any) -> bool:
+        key = (plan.shop_id, plan.token, step)
+        try:
+            await work
+        except Exception as exc:  # a bot that fails must not stop the others
+            failures = self._failures.get(key, 0) + 1
+            self._failures[key] = failures
+            delay = min(SYNC_BACKOFF_MAX, SYNC_BACKOFF_MIN * 2 ** (failures - 1))
+            self._retry_at[key] = time.monotonic() + delay
+            what = "could not connect the bot" if step == "connect" else "could not set commands"
+            log.warning(
+                "shop %s: %s @%s (attempt %s, next in %.0f s): %s",
+                plan.shop_id,
+                what,
+                plan.username,
+                failures,
+                delay,
+                _without_token(str(exc), plan.token),
+            )
+            return False
+        self._failures.pop(key, None)
+        self._retry_at.pop(key, None)
+        return True
+
+    async def _connect(self, plan: BotPlan, starting: bool) -> None:
+        bot = self.services.bots.get(plan.token)
+        if self.mode == "polling":
+            with contextlib.suppress(TelegramAPIError, TelegramNetworkError):
+                await bot.delete_webhook()
+            allowed = self.dispatcher.resolve_used_update_types()
+            poller = Poller(
+                update_intake(self.dispatcher), bot, plan.shop_id, allowed_updates=allowed
+            )
+            poller.start()
+            self.pollers[plan.shop_id] = poller
+            log.info("shop %s: bot @%s connected by long polling", plan.shop_id, plan.username)
+            return
+        url = webhook_url(self.services, plan.shop_id)
+        if not starting:  # at start the secret token may have changed: always set it then
+            info = await bot.get_webhook_info()
+            if info.url == url:
+                log.info(
+                    "shop %s: bot @%s connected: webhook %s", plan.shop_id, plan.username, url
+                )
+                return
+        await register_webhook(self.services, self.dispatcher, plan.shop_id, plan.token)
+        log.info("shop %s: bot @%s connected: webhook set to %s", plan.shop_id, plan.username, url)
+
+    async def _disconnect(self, plan: BotPlan, *, still_used: bool, replaced: bool) -> None:
+        why = "its bot was replaced" if replaced else "it has no bot any more"
+        poller = self.pollers.pop(plan.shop_id, None)
+        if poller is not None:
+            await poller.stop()
+            log.info("shop %s: %s; stopped polling @%s", plan.shop_id, why, plan.username)
+            return
+        if still_used:  # the bot moved to another shop: its webhook is that shop's now
+            return
+        try:
+            await self.services.bots.get(plan.token).delete_webhook()
+        except (TelegramAPIError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.warning(
+                "shop %s: %s; could not delete the webhook of @%s: %s",
+                plan.shop_id,
+                why,
+                plan.username,
+                _without_token(str(exc), plan.token),
+            )
+            return
+        log.info("shop %s: %s; webhook of @%s deleted", plan.shop_id, why, plan.username)
+
+
+def _without_token(text: str, token: str) -> str:
+    secret = token.partition(":")[2]
+    return text.replace(token, "…").replace(secret, "…") if secret else text
+
+
 async def telegram_updates(app: web.Application) -> AsyncIterator[None]:
-    """Receive updates per NUDGE_TELEGRAM_MODE: set webhooks, or poll, or nothing."""
+    """Receive updates per NUDGE_TELEGRAM_MODE (webhooks or polling, kept in step), or not."""
     from bot.web.keys import DISPATCHER, SERVICES
 
     services, dispatcher = app[SERVICES], app[DISPATCHER]
     mode = services.settings.telegram_mode
-    pollers: list[Poller] = []
-    shop_bots = await _shop_bots(services) if mode != "off" else []
-    if mode == "webhook":
-        for shop_id, token in shop_bots:
-            try:
-                await register_webhook(services, dispatcher, shop_id, token)
-            except (TelegramAPIError, TelegramNetworkError) as exc:
-                log.warning("shop %s: could not set the Telegram webhook: %s", shop_id, exc)
-    elif mode == "polling":
-        allowed = dispatcher.resolve_used_update_types()
-        for shop_id, token in shop_bots:
-            bot = services.bots.get(token)
-            with contextlib.suppress(TelegramAPIError, TelegramNetworkError):
-                await bot.delete_webhook()
-            poller = Poller(update_intake(dispatcher), bot, shop_id, allowed_updates=allowed)
-            poller.start()
-            pollers.append(poller)
+    sync = BotSync(services, dispatcher, mode=mode) if mode != "off" else None
+    if sync is not None:
+        await sync.start()
     yield
-    await asyncio.gather(*(poller.stop() for poller in pollers))
+    if sync is not None:
+        await sync.stop()
     await dispatcher.storage.close()

@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     log_level: str = "INFO"
     telegram_mode: Literal["webhook", "polling", "off"] = "webhook"
+    bot_sync_interval: Annotated[float, Field(gt=0, le=300)] = 2.0
+    database_busy_timeout: Annotated[float, Field(ge=0, le=3600)] = 30.0
     dispatch: DispatchSettings = DispatchSettings()
 
     @field_validator("database_url")

@@ -76,16 +76,25 @@ class Money(TypeDecorator[Decimal]):
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+BUSY_TIMEOUT = 5.0  # seconds a SQLite statement waits for another writer before "locked"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, busy_timeout: float) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     # Erased personal data must not survive in freed pages, nor in a stale tail of the -wal.
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA journal_size_limit=0")
     cursor.close()
+    # SQLite's lower() folds ASCII only; searches compare Олена and олена with this one.
+    dbapi_connection.create_function("nudge_casefold", 1, _casefold, deterministic=True)
+
+
+def _casefold(value: Any) -> str | None:
+    return value.casefold() if isinstance(value, str) else None if value is None else str(value)
 
 
 PRIVATE_FILE_MODE = 0o600
@@ -111,11 +120,14 @@ def _private_database_file(database: str) -> None:
         os.close(fd)
 
 
-def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, busy_timeout: float = BUSY_TIMEOUT, **kwargs: Any
+) -> AsyncEngine:
     """Create the async engine for a database URL, tuned for its backend.
 
     Errors never carry the statement's parameters (personal data would end up in logs and in
-    the inbox's last_error); SQLite files are created readable by their owner only.
+    the inbox's last_error); SQLite files are created readable by their owner only. On SQLite
+    a statement waits up to `busy_timeout` seconds for another process's write to finish.
     """
     url = make_url(database_url)
     kwargs.setdefault("hide_parameters", True)
@@ -124,7 +136,11 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         if database and database != ":memory:" and not database.startswith("file:"):
             _private_database_file(database)
         engine = create_async_engine(url, **kwargs)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            lambda connection, _record: _sqlite_pragmas(connection, busy_timeout),
+        )
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)

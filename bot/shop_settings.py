@@ -1,8 +1,16 @@
-"""Per-shop settings kept in shops.settings: typed, with defaults and human durations."""
+"""Per-shop settings kept in shops.settings: typed, bounded, with defaults and human durations.
+
+A value a shop owner sets is checked strictly and refused with one plain line (never pydantic's
+wording). A value already stored is read leniently: a duration out of its range is brought back
+into it, anything else unreadable counts as unset (its default), so one bad old value cannot
+break a shop's flows.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from datetime import time, timedelta
 from typing import Annotated, Any
 
@@ -10,29 +18,62 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
 )
+from pydantic_core import PydanticUseDefault
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+from bot.validation import SUPPORTED_LOCALES
+
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+_NUMBER = re.compile(r"\d{1,12}(?:\.\d{1,6})?")
+_PART = re.compile(r"(\d{1,12}(?:\.\d{1,6})?)([wdhms])")
+MAX_DURATION = timedelta(days=3650)  # what any duration may be at all; settings have their own
+DURATION_EXAMPLES = "90s, 45m, 1h30m, 24h, 3d, 2w"
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Parse 90s, 60m, 24h, 3d, 2w or a number of seconds into a timedelta."""
+    """Parse 90s, 60m, 1h30m, 24h, 3d, 2w or a number of seconds into a timedelta."""
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {_shown(value)} (use e.g. {DURATION_EXAMPLES})")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or not 0 <= value <= MAX_DURATION.total_seconds():
+            raise ValueError(f"not a duration: {_shown(value)} (use e.g. {DURATION_EXAMPLES})")
         return timedelta(seconds=value)
-    match = _DURATION.match(str(value).lower())
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 90s, 60m, 24h, 3d)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    text = re.sub(r"\s+", "", str(value).lower())
+    if _NUMBER.fullmatch(text):
+        seconds = float(text)
+    else:
+        parts = _PART.findall(text)
+        units = [unit for _, unit in parts]
+        if (
+            not parts
+            or "".join(number + unit for number, unit in parts) != text
+            or len(set(units)) != len(units)
+        ):
+            raise ValueError(f"not a duration: {_shown(value)} (use e.g. {DURATION_EXAMPLES})")
+        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds > MAX_DURATION.total_seconds():
+        raise DurationTooLong(
+            f"not a duration: {_shown(value)} is longer than {format_duration(MAX_DURATION)}"
+        )
+    return timedelta(seconds=seconds)
+
+
+class DurationTooLong(ValueError):
+    """A duration longer than any setting allows (and than dates can hold)."""
 
 
 def format_duration(value: timedelta) -> str:
-    """Render a timedelta in the largest whole unit: 3600s -> 1h."""
+    """Render a timedelta in the largest whole unit: 3600s -> 1h, 5400s -> 90m."""
     seconds = int(value.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
@@ -40,25 +81,116 @@ def format_duration(value: timedelta) -> str:
     return f"{seconds}s"
 
 
+# ------------------------------------------------------------ strict to set, lenient to read
+
+
+def _strict(info: ValidationInfo) -> bool:
+    """Tell whether this field is being set by the owner (refuse) or read back (tolerate)."""
+    context = info.context or {}
+    return info.field_name in context.get("strict", ())
+
+
+def _checked(parse: Callable[[Any], Any]) -> Callable[[Any, ValidationInfo], Any]:
+    """Run `parse`; a problem is refused when setting, and means "the default" when reading."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        try:
+            return parse(value)
+        except DurationTooLong:
+            raise
+        except ValueError:
+            if _strict(info):
+                raise
+            raise PydanticUseDefault() from None
+
+    return check
+
+
+def _duration(low: timedelta, high: timedelta) -> Any:
+    """A duration between `low` and `high`; a stored one outside is brought back in."""
+
+    def check(value: Any, info: ValidationInfo) -> timedelta:
+        span = f"from {format_duration(low)} to {format_duration(high)}"
+        try:
+            parsed = _checked(parse_duration)(value, info)
+        except DurationTooLong:
+            if _strict(info):
+                raise ValueError(f"must be {span} (got {_shown(value)})") from None
+            return high
+        if low <= parsed <= high:
+            return parsed
+        if _strict(info):
+            raise ValueError(
+                f"must be {span} (got {format_duration(parsed)}; "
+                f"durations look like {DURATION_EXAMPLES})"
+            )
+        return min(max(parsed, low), high)
+
+    return Annotated[
+        timedelta,
+        BeforeValidator(check),
+        PlainSerializer(format_duration, return_type=str),
+    ]
+
+
 def _parse_clock_time(value: Any) -> time:
     if isinstance(value, time):
         return value
-    match = re.match(r"^\s*(\d{1,2}):(\d{2})\s*$", str(value))
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", str(value))
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
-        raise ValueError(f"not a time of day: {value!r} (use HH:MM)")
+        raise ValueError(f"not a time of day: {_shown(value)} (use HH:MM, e.g. 21:00)")
     return time(int(match.group(1)), int(match.group(2)))
 
 
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
-]
-ClockTime = Annotated[
-    time,
-    BeforeValidator(_parse_clock_time),
-    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
-]
+def _whole_number(low: int, high: int, what: str = "a whole number") -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        text = str(value).strip()
+        if isinstance(value, bool) or not re.fullmatch(r"[+-]?\d{1,20}", text):
+            raise ValueError(f"must be {what} from {low} to {high}, not {_shown(value)}")
+        number = int(text)
+        if not low <= number <= high:
+            raise ValueError(f"must be {what} from {low} to {high} (got {_shown(number)})")
+        return number
+
+    return parse
+
+
+def _whole(low: int, high: int) -> Any:
+    """A whole number from `low` to `high`."""
+    return Annotated[int, BeforeValidator(_checked(_whole_number(low, high)))]
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def _parse_yes_no(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"must be true or false (or yes/no, on/off, 1/0), not {_shown(value)}")
+
+
+def _parse_url(value: Any) -> str:
+    from integrations.base import url_problem
+
+    text = str(value).strip()
+    problem = url_problem(text)
+    if problem:
+        raise ValueError(f"not a web address: {problem} (use e.g. https://shop.example.com/sale)")
+    return text
+
+
+def _parse_pool(value: Any) -> str:
+    text = str(value).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise ValueError(
+            f"must be a pool name of 1-64 Latin letters, digits, - or _, not {_shown(value)}"
+        )
+    return text
 
 
 def _parse_origins(value: Any) -> list[str]:
@@ -75,7 +207,59 @@ def _parse_origins(value: Any) -> list[str]:
     return origins
 
 
-Origins = Annotated[list[str], BeforeValidator(_parse_origins)]
+def parse_languages(value: Any) -> list[str]:
+    """Read the locales a shop offers from "en, uk" or a list: supported, unique, in order."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    known = ", ".join(SUPPORTED_LOCALES)
+    languages: list[str] = []
+    for item in items:
+        code = str(item).strip().lower()
+        if not code:
+            continue
+        if code not in SUPPORTED_LOCALES:
+            raise ValueError(f"{_shown(str(item).strip())} is not one of {known}")
+        if code not in languages:
+            languages.append(code)
+    if not languages:
+        raise ValueError(f"must list at least one of {known} (comma-separated)")
+    return languages
+
+
+def _optional(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else parse(value)
+
+
+Duration = Annotated[  # no bounds: only for values that are not shop settings (shop check)
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_checked(_parse_clock_time)),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+]
+YesNo = Annotated[bool, BeforeValidator(_checked(_parse_yes_no))]
+WebUrl = Annotated[str | None, BeforeValidator(_checked(_optional(_parse_url)))]
+PoolName = Annotated[str, BeforeValidator(_checked(_parse_pool))]
+Origins = Annotated[list[str], BeforeValidator(_checked(_parse_origins))]
+Languages = Annotated[list[str], BeforeValidator(_checked(parse_languages))]
+ChatId = Annotated[
+    int | None,
+    BeforeValidator(_checked(_optional(_whole_number(-(10**15), 10**15, "a Telegram chat id")))),
+]
+
+MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+CartDelay = _duration(MINUTE, 7 * DAY)
+ReminderDelay = _duration(MINUTE, 14 * DAY)
+FollowupDelay = _duration(MINUTE, 30 * DAY)
+CapWindow = _duration(MINUTE, 30 * DAY)
+AttributionWindow = _duration(HOUR, 90 * DAY)
+SurveyTtl = _duration(10 * MINUTE, 30 * DAY)
+NpsDelay = _duration(HOUR, 90 * DAY)
+PoolThreshold = _whole(0, 1_000_000)
+Cap = _whole(0, 100)
+DaysBefore = _whole(0, 30)
 
 
 class ShopSettings(BaseModel):
@@ -83,31 +267,36 @@ class ShopSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    catalog_url: str | None = None
-    abandoned_cart_delay: Duration = timedelta(minutes=60)
-    reminder2_enabled: bool = False
-    reminder2_delay: Duration = timedelta(hours=24)
-    reminder2_pool: str = "cart"
-    followup_enabled: bool = True
-    followup_delay: Duration = timedelta(days=3)
-    followup_pool: str = "followup"
-    code_pool_low_threshold: int = Field(default=20, ge=0)
-    frequency_cap: int = Field(default=1, ge=0)
-    frequency_window: Duration = timedelta(hours=16)
+    catalog_url: WebUrl = None
+    shop_url: WebUrl = None
+    languages: Languages = list(SUPPORTED_LOCALES)
+    abandoned_cart_delay: CartDelay = HOUR
+    reminder2_enabled: YesNo = False
+    reminder2_delay: ReminderDelay = DAY
+    reminder2_pool: PoolName = "cart"
+    followup_enabled: YesNo = True
+    followup_delay: FollowupDelay = 3 * DAY
+    followup_pool: PoolName = "followup"
+    code_pool_low_threshold: PoolThreshold = 20
+    frequency_cap: Cap = 1
+    frequency_window: CapWindow = 16 * HOUR
     quiet_hours_start: ClockTime = time(21, 0)
     quiet_hours_end: ClockTime = time(9, 0)
-    attribution_window: Duration = timedelta(days=5)
-    survey_ttl: Duration = timedelta(days=2)
-    nps_delay: Duration = timedelta(days=7)
-    nps_enabled: bool = False
-    review_url: str | None = None
-    loyalty_url: str | None = None
-    birthday_survey_after_first_order: bool = False
-    birthday_survey_with_followup: bool = False
-    birthday_days_before: int = Field(default=0, ge=0, le=30)
-    birthday_pool: str = "birthday"
-    support_chat_id: int | None = None
+    attribution_window: AttributionWindow = 5 * DAY
+    survey_ttl: SurveyTtl = 2 * DAY
+    nps_delay: NpsDelay = 7 * DAY
+    nps_enabled: YesNo = False
+    review_url: WebUrl = None
+    loyalty_url: WebUrl = None
+    birthday_survey_after_first_order: YesNo = False
+    birthday_survey_with_followup: YesNo = False
+    birthday_days_before: DaysBefore = 0
+    birthday_pool: PoolName = "birthday"
+    support_chat_id: ChatId = None
     storefront_origins: Origins = []
+
+
+SETTING_KEYS = tuple(sorted(ShopSettings.model_fields))
 
 
 class SettingError(ValueError):
@@ -139,19 +328,33 @@ def check_webhook_secret(value: str) -> str:
 
 
 def load_shop_settings(raw: dict[str, Any] | None) -> ShopSettings:
-    """Build typed settings from what the database holds."""
+    """Build typed settings from what the database holds (tolerating old, bad values)."""
     return ShopSettings.model_validate(raw or {})
 
 
-def apply_setting(raw: dict[str, Any] | None, key: str, value: str) -> dict[str, Any]:
-    """Return new raw settings with key=value applied and validated, or raise SettingError."""
+def _plain(error: dict[str, Any]) -> str:
+    """Say what is wrong in plain words: our own message, never pydantic's wording."""
+    if error.get("type") == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return "is not a valid value"
+
+
+def apply_setting(
+    raw: dict[str, Any] | None, key: str, value: str, *, known: tuple[str, ...] = SETTING_KEYS
+) -> dict[str, Any]:
+    """Return new raw settings with key=value applied and validated, or raise SettingError.
+
+    An empty value (or `none`, `null`) puts the setting back to its default.
+    """
     if key not in ShopSettings.model_fields:
-        known = ", ".join(sorted(ShopSettings.model_fields))
-        raise SettingError(f"unknown setting {key!r}; known: {known}")
+        raise SettingError(f"unknown setting {key!r}; known: {', '.join(known)}")
     current = dict(raw or {})
-    current[key] = None if value.strip().lower() in ("", "none", "null") else value
+    if value.strip().lower() in ("", "none", "null", "default"):
+        current.pop(key, None)
+    else:
+        current[key] = value
     try:
-        typed = ShopSettings.model_validate(current)
+        typed = ShopSettings.model_validate(current, context={"strict": {key}})
     except ValidationError as exc:
-        raise SettingError(f"{key}: {exc.errors()[0]['msg']}") from None
+        raise SettingError(f"{key}: {_plain(exc.errors()[0])}") from None
     return typed.model_dump(mode="json", exclude_defaults=True)

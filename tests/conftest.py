@@ -160,3 +160,46 @@ async def cli_database(database: Database) -> Database:
     async with database.engine.begin() as conn:
         await conn.run_sync(stamp)
     return database
+
+
+class SandboxThread:
+    """A Telegram sandbox serving from its own thread, for CLI tests that run asyncio.run."""
+
+    def __init__(self, **options: object) -> None:
+        import threading
+
+        from bot.sandbox import Sandbox
+
+        self.sandbox = Sandbox(**options)  # type: ignore[arg-type]
+        self.base_url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self.base_url = self._loop.run_until_complete(self.sandbox.start("127.0.0.1", 0))
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self) -> SandboxThread:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def call(self, coro: object) -> object:
+        """Run a coroutine on the sandbox's loop (e.g. a customer's send) and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(30)  # type: ignore[arg-type]
+
+    def __exit__(self, *_exc: object) -> None:
+        self.call(self.sandbox.stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@pytest.fixture
+def telegram_sandbox() -> Iterator[SandboxThread]:
+    """A sandbox that accepts any well-shaped bot token, served from a thread."""
+    with SandboxThread(auto_register=True) as running:
+        yield running

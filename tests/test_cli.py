@@ -21,8 +21,9 @@ NUDGE = [sys.executable, "-m", "bot"]
 
 
 @pytest.fixture
-def env(cli_database, monkeypatch, tmp_path):
-    """Point the CLI at the test's database."""
+def env(cli_database, monkeypatch, tmp_path, telegram_sandbox):
+    """Point the CLI at the test's database and at a Telegram sandbox (bot tokens are checked)."""
+    monkeypatch.setenv("NUDGE_TELEGRAM_API_BASE", telegram_sandbox.base_url)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NUDGE_DATABASE_URL", cli_database.url)
     monkeypatch.setenv("NUDGE_SECRET_KEY", "test-secret-key-0123456789")

@@ -1,6 +1,6 @@
 """`python -m bot.sandbox`: the same as `nudge sandbox`."""
 
-from bot.sandbox.cli import sandbox
+from bot.cli.sandbox import sandbox
 
 if __name__ == "__main__":
     sandbox(prog_name="python -m bot.sandbox")

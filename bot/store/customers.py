@@ -210,3 +210,64 @@ async def record_opt_in(
     session.add(customer)
     await session.flush()
     return True
+
+
+MAX_SEARCH = 1000
+MAX_QUERY = 200
+
+
+class BadQuery(ValueError):
+    """A search query that cannot be searched for."""
+
+
+async def search_customers(
+    *,
+    session: AsyncSession,
+    shop_id: int,
+    query: str | None = None,
+    country: str | None = None,
+    limit: int = 50,
+) -> list[Customer]:
+    """Find the shop's customers whose name, e-mail, phone or Telegram id holds `query`.
+
+    Case-insensitive in any alphabet; a phone typed the local way (067 123 45 67) also finds
+    its E.164 form with the shop's `country`. Newest first; no query lists the newest. Raises
+    BadQuery for a query that is not printable text of at most MAX_QUERY characters.
+    """
+    from sqlalchemy import String, cast, func
+
+    statement = select(Customer).where(Customer.shop_id == shop_id)
+    text = (query or "").strip()
+    if not text.isprintable() or len(text) > MAX_QUERY:
+        raise BadQuery(f"must be printable text of at most {MAX_QUERY} characters")
+    if text:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+
+        def folded(column: Any) -> Any:
+            return func.nudge_casefold(column) if sqlite else func.lower(column)
+
+        needle = text.casefold() if sqlite else text.lower()
+        full_name = (
+            func.coalesce(Customer.first_name, "") + " " + func.coalesce(Customer.last_name, "")
+        )
+        matches = [
+            folded(full_name).contains(needle, autoescape=True),
+            folded(Customer.email).contains(needle, autoescape=True),
+            folded(Customer.telegram_username).contains(needle.lstrip("@"), autoescape=True),
+            folded(Customer.external_id).contains(needle, autoescape=True),
+        ]
+        digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+        if digits and len(digits) >= 3 and not any(ch.isalpha() for ch in text):
+            matches.append(Customer.phone.contains(digits, autoescape=True))  # type: ignore[union-attr]
+            matches.append(
+                cast(Customer.telegram_chat_id, String).contains(digits, autoescape=True)
+            )
+            from integrations.fields import e164
+
+            phone = e164(text, country)
+            if phone:
+                matches.append(Customer.phone == phone)
+        statement = statement.where(or_(*matches))
+    limit = max(1, min(limit, MAX_SEARCH))
+    statement = statement.order_by(Customer.id.desc()).limit(limit)  # type: ignore[union-attr]
+    return list((await session.scalars(statement)).all())

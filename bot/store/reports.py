@@ -54,8 +54,35 @@ class FlowReport:
         }
 
 
+class UnknownFlow(ValueError):
+    """A flow name no message kind belongs to."""
+
+
+def known_flows() -> list[str]:
+    """Return the flows messages can belong to (the part of each kind before the dot)."""
+    from bot import features
+    from bot.messages.render import registered_kinds
+
+    features.load()
+    return sorted({kind.split(".")[0] for kind in registered_kinds() if "." in kind})
+
+
+def check_flow(flow: str | None) -> str | None:
+    """Return the flow name, or raise UnknownFlow naming the known ones."""
+    if flow is None:
+        return None
+    flows = known_flows()
+    if flow not in flows:
+        raise UnknownFlow(f"{flow[:40]!r} is not a flow; known: {', '.join(flows)}")
+    return flow
+
+
 async def flow_report(*, session: AsyncSession, shop_id: int, flow: str | None) -> FlowReport:
-    """Count outcomes of the shop's messages whose kind starts with `flow.` (all when None)."""
+    """Count outcomes of the shop's messages whose kind starts with `flow.` (all when None).
+
+    Raises UnknownFlow for a flow no message kind belongs to.
+    """
+    check_flow(flow)
     messages = select(Outbox.id).where(Outbox.shop_id == shop_id)
     if flow:
         messages = messages.where(Outbox.kind.startswith(f"{flow}."))  # type: ignore[attr-defined]

@@ -12,8 +12,8 @@ import click
 import pytest
 from aiogram import Bot
 
+from bot.cli.sandbox import parse_bot, sandbox
 from bot.sandbox import Sandbox
-from bot.sandbox.cli import parse_bot, sandbox
 from tests.sandbox.conftest import TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]

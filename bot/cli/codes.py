@@ -1,4 +1,4 @@
-"""`nudge codes …` (promo code pools) and `nudge report` (what the flows earned)."""
+"""`nudge codes …`: promo code pools."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ from typing import Any
 
 import click
 
-from bot.cli import NotFound, UsageProblem, emit, json_option, run, settings_from, with_database
+from bot.cli.common import (
+    RECORD_ID,
+    UsageProblem,
+    emit,
+    json_option,
+    run,
+    settings_from,
+    shop_or_fail,
+    with_database,
+)
 from bot.db import transaction
 from bot.shop_settings import load_shop_settings
 from bot.store.codes import (
@@ -18,15 +27,6 @@ from bot.store.codes import (
     pool_status,
     read_code_file,
 )
-from bot.store.reports import flow_report
-from bot.store.shops import find_shop
-
-
-async def _shop_or_fail(session: Any, shop_id: int) -> Any:
-    shop = await find_shop(session=session, shop_id=shop_id)
-    if shop is None:
-        raise NotFound(f"no shop with id {shop_id}")
-    return shop
 
 
 @click.group()
@@ -35,7 +35,7 @@ def codes() -> None:
 
 
 @codes.command("import")
-@click.option("--shop", "shop_id", type=int, required=True)
+@click.option("--shop", "shop_id", type=RECORD_ID, required=True)
 @click.option("--pool", required=True, help="Pool name, e.g. cart, followup, birthday.")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @json_option
@@ -52,7 +52,7 @@ def codes_import(ctx: click.Context, shop_id: int, pool: str, file: Path, as_jso
         from datetime import UTC, datetime
 
         async with transaction(sessions) as session:
-            await _shop_or_fail(session, shop_id)
+            await shop_or_fail(session, shop_id)
             added, skipped = await import_codes(
                 session=session, shop_id=shop_id, pool=pool, codes=found, now=datetime.now(UTC)
             )
@@ -73,7 +73,7 @@ def codes_import(ctx: click.Context, shop_id: int, pool: str, file: Path, as_jso
 
 
 @codes.command("generate")
-@click.option("--shop", "shop_id", type=int, required=True)
+@click.option("--shop", "shop_id", type=RECORD_ID, required=True)
 @click.option("--pool", required=True)
 @click.option("--pattern", required=True, help="e.g. SPRING-XXXXXX: each X becomes random.")
 @json_option
@@ -92,7 +92,7 @@ def codes_generate(
         from datetime import UTC, datetime
 
         async with transaction(sessions) as session:
-            await _shop_or_fail(session, shop_id)
+            await shop_or_fail(session, shop_id)
             await ensure_pool(
                 session=session,
                 shop_id=shop_id,
@@ -107,7 +107,7 @@ def codes_generate(
 
 
 @codes.command("status")
-@click.option("--shop", "shop_id", type=int, required=True)
+@click.option("--shop", "shop_id", type=RECORD_ID, required=True)
 @json_option
 @click.pass_context
 def codes_status(ctx: click.Context, shop_id: int, as_json: bool) -> None:
@@ -116,7 +116,7 @@ def codes_status(ctx: click.Context, shop_id: int, as_json: bool) -> None:
 
     async def work(sessions: Any) -> list[dict[str, Any]]:
         async with sessions() as session:
-            shop = await _shop_or_fail(session, shop_id)
+            shop = await shop_or_fail(session, shop_id)
             threshold = load_shop_settings(shop.settings).code_pool_low_threshold
             pools = await pool_status(session=session, shop_id=shop_id)
         return [
@@ -142,51 +142,3 @@ def codes_status(ctx: click.Context, shop_id: int, as_json: bool) -> None:
             click.echo(f"{row['pool']:<16} {row['issued']:>6} issued  {left}{warning}")
 
     emit(as_json, rows, human)
-
-
-@click.group(invoke_without_command=True)
-@click.option("--shop", "shop_id", type=int, help="The shop to report on.")
-@click.option("--flow", default=None, help="Only one flow's messages, e.g. cart.")
-@json_option
-@click.pass_context
-def report(ctx: click.Context, shop_id: int | None, flow: str | None, as_json: bool) -> None:
-    """What the shop's messages achieved: sent, blocked, skipped, clicks, orders, revenue."""
-    if ctx.invoked_subcommand is not None:
-        return
-    if shop_id is None:
-        raise UsageProblem("--shop is required")
-    settings = settings_from(ctx)
-
-    async def work(sessions: Any) -> dict[str, Any]:
-        async with sessions() as session:
-            shop = await _shop_or_fail(session, shop_id)
-            data = (await flow_report(session=session, shop_id=shop_id, flow=flow)).as_dict()
-        data["currency"] = shop.currency
-        return data
-
-    data = run(with_database(settings, work))
-    emit(as_json, data, lambda: print_report(data))
-
-
-def print_report(data: dict[str, Any]) -> None:
-    """Print a flow report as an aligned table."""
-    rows: list[tuple[str, object]] = [
-        ("sent", data["sent"]),
-        ("blocked", data["blocked"]),
-        ("failed", data["failed"]),
-        ("unknown (crash in flight)", data["unknown"]),
-        ("cancelled", data["cancelled"]),
-        ("scheduled", data["scheduled"]),
-    ]
-    rows += [(f"skipped: {reason}", n) for reason, n in data["skipped"].items()]
-    rows += [
-        ("clicked", data["clicked"]),
-        ("not interested", data["not_interested"]),
-        ("orders", data["orders"]),
-        ("revenue", f"{data['revenue']} {data['currency']}"),
-        ("conversion", f"{data['conversion']:.1%}"),
-    ]
-    click.echo(f"shop {data['shop_id']}, flow: {data['flow']}")
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        click.echo(f"  {name:<{width}}  {value}")

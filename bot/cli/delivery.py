@@ -10,8 +10,15 @@ from typing import Any
 
 import click
 
-# bot.cli imports this module while it registers commands: import its helpers lazily.
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+from bot.cli.common import (
+    RECORD_ID,
+    emit,
+    json_option,
+    run,
+    settings_from,
+    shop_or_fail,
+    with_database,
+)
 
 
 @click.command("dispatch")
@@ -27,8 +34,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 @click.pass_context
 def dispatch(ctx: click.Context, once: bool, lease: float, as_json: bool) -> None:
     """Deliver the outbox to Telegram until SIGTERM (or, with --once, until nothing is due)."""
-    from bot.cli import emit, run, settings_from, with_database
-
     settings = settings_from(ctx)
 
     async def work(sessions: Any) -> dict[str, Any]:
@@ -83,12 +88,11 @@ def outbox() -> None:
 
 
 @outbox.command("stats")
-@click.option("--shop", "shop_id", type=int, default=None, help="Only this shop.")
+@click.option("--shop", "shop_id", type=RECORD_ID, default=None, help="Only this shop.")
 @json_option
 @click.pass_context
 def outbox_stats(ctx: click.Context, shop_id: int | None, as_json: bool) -> None:
     """Print counts by state and skip reason, the queue depth and the oldest due lag."""
-    from bot.cli import emit, run, settings_from, with_database
     from bot.clock import SystemClock
     from bot.store.outbox import outbox_stats as read_stats
 
@@ -96,6 +100,8 @@ def outbox_stats(ctx: click.Context, shop_id: int | None, as_json: bool) -> None
 
     async def work(sessions: Any) -> dict[str, Any]:
         async with sessions() as session:
+            if shop_id is not None:
+                await shop_or_fail(session, shop_id)
             return await read_stats(session=session, now=SystemClock().now(), shop_id=shop_id)
 
     stats = run(with_database(settings, work))
@@ -110,9 +116,3 @@ def outbox_stats(ctx: click.Context, shop_id: int | None, as_json: bool) -> None
         click.echo(f"oldest due lag: {stats['oldest_due_lag_seconds']} s")
 
     emit(as_json, stats, human)
-
-
-def register(group: click.Group) -> None:
-    """Add `dispatch` and `outbox` to the `nudge` command."""
-    group.add_command(dispatch)
-    group.add_command(outbox)

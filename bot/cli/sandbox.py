@@ -9,7 +9,7 @@ import signal
 import click
 
 from bot.sandbox.limits import Limits
-from bot.sandbox.server import Sandbox
+from bot.sandbox.server import CONTROL, Sandbox
 
 
 def parse_bot(spec: str) -> tuple[str, str | None]:
@@ -28,6 +28,20 @@ async def serve(host: str, port: int, sandbox: Sandbox) -> None:
     click.echo(f"Telegram Bot API sandbox at {base_url}", err=False)
     for world in sandbox.bots.values():
         click.echo(f"  bot @{world.username}: {base_url}/bot<token>/getMe")
+    if sandbox.auto_register:
+        click.echo("  any token shaped 123456:ABC… is a bot here (--auto-register)")
+    elif not sandbox.bots:
+        click.echo("  no bots yet: add one with --bot TOKEN[:username] or POST /_sandbox/bots")
+    click.echo("Point Nudge at it (in the shell that runs nudge serve and nudge shop …):")
+    click.echo(f"  export NUDGE_TELEGRAM_API_BASE={base_url}")
+    click.echo("  export NUDGE_TELEGRAM_MODE=polling   # or keep webhook with a reachable")
+    click.echo("                                       # NUDGE_PUBLIC_URL (http is fine here)")
+    click.echo(
+        f"Play a customer through the control API at {base_url}{CONTROL}/ (README: sandbox)"
+    )
+    click.echo(f'  POST {base_url}{CONTROL}/bots/<token>/customers {{"user_id": 1001}}')
+    click.echo(f'  POST {base_url}{CONTROL}/bots/<token>/customers/1001/send {{"text": "hi"}}')
+    click.echo(f"  GET  {base_url}{CONTROL}/bots/<token>/customers/1001/transcript")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
