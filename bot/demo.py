@@ -77,7 +77,7 @@ CAST = {
         "items": [
             ("Лляна сукня", "1450.00", 1, "Сукні"),
             ("Шовкова хустка", "390.50", 2, "Аксесуари"),
-            ("Солом'яний капелюх", "620.00", 1, "Аксесуари"),
+            ("Соломʼяний капелюх", "620.00", 1, "Аксесуари"),
             ("Сандалі шкіряні", "1890.00", 1, "Взуття"),
             ("Сумка-шопер", "540.00", 1, "Сумки"),
             ("Шкарпетки лляні", "120.00", 3, "Аксесуари"),
@@ -356,7 +356,7 @@ async def _story(pg: Playground, cast: dict[str, Any], locale: str, say: Narrato
     async with pg.services.sessions() as session:
         report = (await flow_report(session=session, shop_id=shop.id, flow="cart")).as_dict()
     report["currency"] = shop.currency
-    from bot.offers_cli import print_report
+    from bot.cli.report import print_report
 
     print_report(report)
     await _profile(pg, shop, first_who, say)

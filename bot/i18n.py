@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -19,6 +19,7 @@ from babel.languages import get_official_languages
 from babel.numbers import format_currency, format_decimal
 
 from bot.resources import resource_dir
+from bot.shop_settings import load_shop_settings
 from bot.validation import SUPPORTED_LOCALES
 
 DOMAIN = "messages"
@@ -31,6 +32,7 @@ __all__ = [
     "I18n",
     "_",
     "__",
+    "customer_locale",
     "format_date",
     "format_datetime",
     "format_money",
@@ -39,7 +41,10 @@ __all__ = [
     "locale_scope",
     "ngettext",
     "normalize_locale",
+    "offered_locales",
+    "pick_locale",
     "resolve_locale",
+    "shop_locales",
 ]
 
 
@@ -73,17 +78,66 @@ def normalize_locale(code: str | None) -> str | None:
     return language if language in SUPPORTED_LOCALES else None
 
 
+def offered_locales(languages: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Return a shop's `languages` as supported locales in the shop's order (all when unset)."""
+    if isinstance(languages, str):
+        languages = languages.split(",")
+    found: list[str] = []
+    for code in languages or ():
+        locale = normalize_locale(str(code))
+        if locale and locale not in found:
+            found.append(locale)
+    return tuple(found) or SUPPORTED_LOCALES
+
+
+def pick_locale(*candidates: str | None, offered: Sequence[str] = SUPPORTED_LOCALES) -> str:
+    """Return the first candidate the shop offers, else the first language it offers."""
+    for candidate in candidates:
+        locale = normalize_locale(candidate)
+        if locale and locale in offered:
+            return locale
+    return offered[0] if offered else SOURCE_LOCALE
+
+
 def resolve_locale(
     profile_locale: str | None = None,
     telegram_language_code: str | None = None,
     shop_default: str | None = None,
+    *,
+    offered: Sequence[str] = SUPPORTED_LOCALES,
 ) -> str:
-    """Pick the locale: customer profile, then Telegram's language_code, then shop, then en."""
-    for candidate in (profile_locale, telegram_language_code, shop_default):
-        locale = normalize_locale(candidate)
-        if locale:
-            return locale
-    return SOURCE_LOCALE
+    """Pick the locale: customer profile, then Telegram's language_code, then shop, then en.
+
+    Only languages in `offered` (the shop's `languages`) are picked; when none of the three is
+    offered, the first offered language is.
+    """
+    return pick_locale(profile_locale, telegram_language_code, shop_default, offered=offered)
+
+
+def shop_locales(shop: object) -> tuple[str, ...]:
+    """Return the languages a shop offers its customers (its `languages` setting)."""
+    return offered_locales(load_shop_settings(getattr(shop, "settings", None)).languages)
+
+
+def customer_locale(
+    shop: object,
+    profile_locale: str | None,
+    telegram_language_code: str | None = None,
+    *,
+    offered: Sequence[str] | None = None,
+) -> str:
+    """Return the one language to write to a customer in, among the shop's languages.
+
+    A linked customer's locale is resolved once, at linking, and kept on the profile, so every
+    reply and every scheduled message uses it; Telegram's language_code only speaks for a chat
+    that has no profile yet (or, once, for a profile linked before locales were stored).
+    """
+    return pick_locale(
+        profile_locale,
+        telegram_language_code,
+        getattr(shop, "default_locale", None),
+        offered=offered if offered is not None else shop_locales(shop),
+    )
 
 
 # CLDR's minimumGroupingDigits, which Babel does not apply: Polish writes 1234,50 zł but

@@ -4,6 +4,11 @@
 and the customer, expires, and fits Telegram's start parameter (at most 64 characters of
 A-Z, a-z, 0-9, _ and -).
 
+Linking also settles the customer's language once (`settle_locale`): the profile's own locale
+when the shop offers it, else the chat's Telegram language, else the shop's, among the shop's
+`languages`; it is stored on the profile and every later message uses it until the customer
+picks another one in /settings.
+
 A link is a bearer token that may be forwarded, so it binds only the first chat that uses it:
 while a profile is bound to a chat, any other chat is refused (politely, changing nothing) by
 link and by shared phone alike; the bound chat may open it again. A chat may still move to
@@ -22,6 +27,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import transaction
+from bot.i18n import customer_locale
 from bot.models import Consent, Customer, Shop
 from bot.services import Services
 from bot.signing import BadToken, Signer
@@ -96,8 +102,27 @@ def contact_phone_e164(phone: str, region: str | None) -> str | None:
     return e164(phone, region)
 
 
+def settle_locale(shop: Shop, customer: Customer, telegram_language: str | None) -> bool:
+    """Resolve the customer's language once and put it on the profile; True when it changed.
+
+    A locale the shop offers stays; otherwise (none yet, or one the shop does not offer) the
+    chat's Telegram language, the shop's default or the shop's first language is stored.
+    """
+    chosen = customer_locale(shop, customer.locale, telegram_language)
+    if customer.locale == chosen:
+        return False
+    customer.locale = chosen
+    return True
+
+
 async def link_by_token(
-    services: Services, *, shop: Shop, chat_id: int, username: str | None, token: str
+    services: Services,
+    *,
+    shop: Shop,
+    chat_id: int,
+    username: str | None,
+    token: str,
+    language: str | None = None,
 ) -> LinkResult:
     """Link the chat to the customer the deep-link token names, recording opt-in consent."""
     now = services.clock.now()
@@ -115,7 +140,7 @@ async def link_by_token(
         customer = await get_customer(session=session, shop_id=shop.id, customer_id=customer_id)
         if customer is None:
             return LinkResult(LinkOutcome.INVALID)
-        return await _link(session, customer, chat_id, username, "deep_link", now)
+        return await _link(session, shop, customer, chat_id, username, "deep_link", now, language)
 
 
 async def link_by_phone(
@@ -127,6 +152,7 @@ async def link_by_phone(
     phone: str,
     first_name: str | None,
     last_name: str | None,
+    language: str | None = None,
 ) -> LinkResult:
     """Link the chat to the shop's customer with this phone, or to a new profile with it."""
     now = services.clock.now()
@@ -144,16 +170,18 @@ async def link_by_phone(
                 first_name=first_name,
                 last_name=last_name,
             )
-        return await _link(session, customer, chat_id, username, "phone", now)
+        return await _link(session, shop, customer, chat_id, username, "phone", now, language)
 
 
 async def _link(
     session: AsyncSession,
+    shop: Shop,
     customer: Customer,
     chat_id: int,
     username: str | None,
     source: str,
     now: datetime,
+    language: str | None,
 ) -> LinkResult:
     if customer.redacted_hash is not None:
         return LinkResult(LinkOutcome.REFUSED)
@@ -170,6 +198,9 @@ async def _link(
             payload={"chat_id": chat_id, "reason": "bound_to_another_chat"},
         )
         return LinkResult(LinkOutcome.TAKEN)
+    if settle_locale(shop, customer, language):
+        session.add(customer)
+        await session.flush()
     if customer.consent == Consent.OPTED_OUT:
         if bound:
             await _log_linked(session, customer, chat_id, source, now)
@@ -177,7 +208,7 @@ async def _link(
     opted_in = await record_opt_in(session=session, customer=customer, source=source, now=now)
     if not (bound or opted_in):
         return LinkResult(LinkOutcome.ALREADY, customer)
-    await _remind_about_open_cart(session, customer, now)
+    await _remind_about_open_cart(session, shop, customer, now)
     await _log_linked(session, customer, chat_id, source, now)
     return LinkResult(LinkOutcome.LINKED, customer)
 
@@ -191,16 +222,41 @@ async def _log_linked(
         type="telegram_linked",
         source=source,
         occurred_at=now,
-        payload={"chat_id": chat_id},
+        payload={"chat_id": chat_id, "locale": customer.locale},
     )
 
 
 async def _remind_about_open_cart(
-    session: AsyncSession, customer: Customer, now: datetime
+    session: AsyncSession, shop: Shop, customer: Customer, now: datetime
 ) -> None:
     """A visitor who links from the cart page expects a reminder about that cart."""
     from bot.flows.abandoned_cart import plan_for_linked_customer
 
-    shop = await session.get(Shop, customer.shop_id)
-    if shop is not None:
-        await plan_for_linked_customer(session=session, shop=shop, customer=customer, now=now)
+    fresh = await session.get(Shop, shop.id)
+    if fresh is not None:
+        await plan_for_linked_customer(session=session, shop=fresh, customer=customer, now=now)
+
+
+async def settle_chat_locale(
+    services: Services, *, shop: Shop, customer: Customer, telegram_language: str | None
+) -> str:
+    """Store the language of a profile linked before languages were stored; return it."""
+    async with transaction(services.sessions) as session:
+        fresh = await session.get(Customer, customer.id)
+        if (
+            fresh is not None
+            and fresh.shop_id == shop.id
+            and settle_locale(shop, fresh, telegram_language)
+        ):
+            session.add(fresh)
+            await log_customer_event(
+                session=session,
+                customer=fresh,
+                type="locale_settled",
+                source="telegram",
+                occurred_at=services.clock.now(),
+                payload={"locale": fresh.locale},
+            )
+        locale = fresh.locale if fresh is not None and fresh.locale else None
+    customer.locale = locale or customer_locale(shop, customer.locale, telegram_language)
+    return customer.locale

@@ -2,10 +2,20 @@
 
 Handlers and the redirect route call these; the SQL lives in bot/store/offers.py and
 bot/store/outbox.py.
+
+"Not interested" excludes the offer's topic: a cart's main category (only reminders about carts
+of that category stop, and the texts name it), or `cart` for a cart with no category (every
+cart reminder stops: the reminder's guard checks it). The follow-up is a broader offer about
+the catalog, not a reminder about that topic, so it keeps the promise.
+
+A link always has somewhere to lead: the shop's storefront (`storefront_url`) is the last
+fallback of "Open catalog" and what a dead tracked link's page offers.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,13 +25,23 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.db import transaction
-from bot.models import Lane, Outbox, OutboxState, Shop
+from bot.i18n import customer_locale, shop_locales
+from bot.models import Customer, Lane, Outbox, OutboxState, Shop
 from bot.services import Services
 from bot.shop_settings import load_shop_settings
 from bot.signing import BadToken, Signer
 from bot.store.customers import record_event
-from bot.store.offers import add_exclusion, record_click, remove_exclusion, revive
+from bot.store.offers import (
+    add_exclusion,
+    newest_delivery_headers,
+    record_click,
+    remove_exclusion,
+    revive,
+)
 from bot.store.outbox import cancel_by_prefix, cancel_by_topic, get_outbox, schedule
+from integrations.base import printable, url_problem
+
+log = logging.getLogger(__name__)
 
 _CLICK_PURPOSE = "click"
 FOLLOWUP_KIND = "cart.followup"
@@ -53,6 +73,44 @@ def tracked_url(*, public_url: str, secret_key: str, outbox_id: int, target: Lin
     return f"{public_url}/r/{token}"
 
 
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def _served(url: str | None) -> str | None:
+    """Return the URL when a redirect may serve it (the strict check), else None."""
+    return url if url and url_problem(url) is None else None
+
+
+def storefront_from_headers(platform: str, headers: dict[str, str]) -> str | None:
+    """Return the storefront a platform's delivery headers name (Shopify, WooCommerce), or None.
+
+    Shopify names the shop's permanent domain (`X-Shopify-Shop-Domain`, which serves the
+    storefront), WooCommerce the site's address (`X-WC-Webhook-Source`).
+    """
+    if platform == "shopify":
+        domain = (headers.get("x-shopify-shop-domain") or "").strip().lower()
+        return _served(f"https://{domain}") if _HOSTNAME.fullmatch(domain) else None
+    if platform == "woocommerce":
+        return _served((headers.get("x-wc-webhook-source") or "").strip())
+    return None
+
+
+async def storefront_url(session: AsyncSession, shop: Shop) -> str | None:
+    """Return the shop's storefront: its `shop_url` setting, else what its platform names.
+
+    Derived when a message is rendered (not copied onto the shop when a delivery is applied),
+    so a `shop_url` set later wins at once and the inbox worker never writes the shop row; it
+    costs one indexed read, only for messages that have no better link.
+    """
+    configured = _served(load_shop_settings(shop.settings).shop_url)
+    if configured or shop.id is None or shop.platform not in ("shopify", "woocommerce"):
+        return configured
+    headers = await newest_delivery_headers(
+        session=session, shop_id=shop.id, platform=shop.platform
+    )
+    return storefront_from_headers(shop.platform, headers) if headers else None
+
+
 @dataclass(frozen=True, slots=True)
 class Redirect:
     """Where a valid click goes."""
@@ -60,36 +118,75 @@ class Redirect:
     url: str
 
 
-async def follow_click(services: Services, token: str) -> Redirect | None:
-    """Log a click on a tracked link and return where it leads; None when invalid."""
+@dataclass(frozen=True, slots=True)
+class DeadLink:
+    """A tracked link that leads nowhere (forged, or its target is gone), and what is known.
+
+    `customer_locale` is the language of the customer the link was sent to (when the token is
+    genuine), `shop_locale` the shop's default, `offered` the shop's languages.
+    """
+
+    shop_name: str | None = None
+    shop_url: str | None = None
+    customer_locale: str | None = None
+    shop_locale: str | None = None
+    offered: tuple[str, ...] | None = None
+
+
+async def follow_click(
+    services: Services, token: str, *, count: bool = True
+) -> Redirect | DeadLink:
+    """Return where a tracked link leads, logging the click when `count`; or a DeadLink."""
     try:
         outbox_id, code = Signer(services.secret_key, _CLICK_PURPOSE).unsign_ints(token, 2)
     except BadToken:
-        return None
+        return DeadLink()
     target = _CODE_TARGETS.get(code)
     if target is None:
-        return None
+        return DeadLink()
     async with transaction(services.sessions) as session:
         row = await session.get(Outbox, outbox_id)
-        if row is None or row.kind not in _RESOLVERS:
-            return None
+        if row is None:
+            return DeadLink()
         shop = await session.get(Shop, row.shop_id)
         if shop is None:
-            return None
-        url = await _RESOLVERS[row.kind](session, shop, row, target)
+            return DeadLink()
+        resolver = _RESOLVERS.get(row.kind)
+        url = await resolver(session, shop, row, target) if resolver else None
+        problem = url_problem(url) if url else None
+        if problem:
+            log.warning("a tracked link's stored target cannot be served: %s", printable(problem))
+            url = None
         if not url:
-            return None
-        await record_click(session=session, outbox=row, target=target, now=services.clock.now())
-        await record_event(
-            session=session,
-            shop_id=row.shop_id,
-            customer_id=row.customer_id,
-            type="link_clicked",
-            source="telegram",
-            occurred_at=services.clock.now(),
-            payload={"outbox_id": row.id, "target": target.value},
-        )
+            return await _dead_link(session, shop, row)
+        if count:
+            await record_click(
+                session=session, outbox=row, target=target, now=services.clock.now()
+            )
+            await record_event(
+                session=session,
+                shop_id=row.shop_id,
+                customer_id=row.customer_id,
+                type="link_clicked",
+                source="telegram",
+                occurred_at=services.clock.now(),
+                payload={"outbox_id": row.id, "target": target.value},
+            )
     return Redirect(url=url)
+
+
+async def _dead_link(session: AsyncSession, shop: Shop, row: Outbox) -> DeadLink:
+    offered = shop_locales(shop)
+    customer = await session.get(Customer, row.customer_id)
+    locale = customer.locale if customer is not None and customer.shop_id == shop.id else None
+    storefront = await storefront_url(session, shop)
+    return DeadLink(
+        shop_name=shop.name,
+        shop_url=storefront or _served(load_shop_settings(shop.settings).catalog_url),
+        customer_locale=customer_locale(shop, locale, offered=offered) if locale else None,
+        shop_locale=shop.default_locale,
+        offered=offered,
+    )
 
 
 class TapOutcome(StrEnum):
@@ -123,6 +220,14 @@ async def _own_row(
     if customer is None or customer.telegram_chat_id != chat_id:
         return None
     return row
+
+
+async def sent_offer(
+    services: Services, *, shop: Shop, outbox_id: int | None, chat_id: int
+) -> Outbox | None:
+    """Return the offer a button refers to if it was sent to this chat, else None."""
+    async with services.sessions() as session:
+        return await _own_row(session, shop, outbox_id, chat_id)
 
 
 def offer_topic(row: Outbox) -> str:

@@ -6,7 +6,7 @@ dispatcher reads the profile at send time, so a change applies to messages alrea
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,9 +36,15 @@ async def _profile(services: Services, customer: Customer) -> AsyncIterator[tupl
         yield session, fresh
 
 
-async def set_language(services: Services, *, customer: Customer, locale: str) -> None:
-    """Remember the customer's language (one of the supported locales)."""
-    if locale not in SUPPORTED_LOCALES:
+async def set_language(
+    services: Services,
+    *,
+    customer: Customer,
+    locale: str,
+    offered: Sequence[str] = SUPPORTED_LOCALES,
+) -> None:
+    """Remember the customer's language (one of the languages the shop offers)."""
+    if locale not in SUPPORTED_LOCALES or locale not in offered:
         raise ValueError(f"unsupported locale {locale!r}")
     async with _profile(services, customer) as (session, fresh):
         await store.set_locale(

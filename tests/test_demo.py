@@ -10,10 +10,35 @@ import time
 import pytest
 
 EXPECTED = {
-    "en": ["you left something in your cart", "Not interested", "Got it: no more offers"],
-    "ru": ["вы кое-что оставили в корзине", "Не интересно", "Поняли: больше таких предложений"],
-    "uk": ["ви дещо залишили в кошику", "і ще 2 товари", "Зрозуміли: більше таких пропозицій"],
-    "pl": ["w Twoim koszyku coś zostało", "Nie interesuje mnie", "Rozumiemy: nie będzie"],
+    "en": [
+        "Hello, Emma! You are subscribed",
+        "you left something in your cart",
+        "Not interested",
+        "Got it: no more reminders about “Dresses”",
+        "/settings",
+    ],
+    "ru": [
+        "Здравствуйте, Ольга!",
+        "вы кое-что оставили в корзине",
+        "Не интересует",
+        "Поняли: больше не будем напоминать о товарах из категории «Кофе»",
+        "Вернуть как было",
+    ],
+    "uk": [
+        "Вітаємо, Олено!",
+        "Олено, ви дещо залишили в кошику",
+        "і ще 2 товари",
+        "Зрозуміли: більше не нагадуватимемо про товари з категорії «Аксесуари»",
+        "Повернути як було",
+        "Вітаємо, Тарасе!",
+    ],
+    "pl": [
+        "Cześć, Anno!",
+        "Anno, w Twoim koszyku coś zostało",
+        "Nie interesuje mnie",
+        "Rozumiemy: nie będziemy już przypominać o produktach z kategorii „Sukienki”",
+        "Cześć, Piotrze!",
+    ],
 }
 
 

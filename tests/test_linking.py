@@ -16,8 +16,8 @@ from bot.store.customers import add_customer, find_by_chat
 WELCOME = {
     "en": "Hello, Olena! You are subscribed to updates from Kvitka",
     "ru": "Здравствуйте, Olena! Вы подписаны на уведомления магазина Kvitka",
-    "uk": "Вітаємо, Olena! Ви підписані на сповіщення магазину Kvitka",
-    "pl": "Dzień dobry, Olena! Zapisaliśmy Cię do powiadomień sklepu Kvitka",
+    "uk": "Вітаємо! Ви підписані на сповіщення магазину Kvitka",  # no vocative for a Latin name
+    "pl": "Cześć, Oleno! Masz włączone powiadomienia sklepu Kvitka",
 }
 INVALID = {
     "en": "Sorry, this link doesn't work.",
@@ -200,15 +200,16 @@ ALREADY = {
 ASK_AGAIN = {
     "en": ("You unsubscribed earlier. Subscribe to updates from Kvitka again?", "Yes, subscribe"),
     "ru": (
-        "Ранее вы отписались. Подписаться на уведомления магазина Kvitka снова?",
+        "Ранее вы отписались. Снова подписаться на уведомления магазина Kvitka?",
         "Да, подписаться",
     ),
     "uk": (
-        "Раніше ви відписалися. Підписатися на сповіщення магазину Kvitka знову?",
+        "Раніше ви відписалися. Знову підписатися на сповіщення магазину Kvitka?",
         "Так, підписатися",
     ),
     "pl": (
-        "Wcześniej wypisano Cię z powiadomień. Zapisać Cię ponownie do powiadomień sklepu Kvitka?",
+        "Twoja subskrypcja jest wyłączona. "
+        "Czy chcesz znowu otrzymywać powiadomienia sklepu Kvitka?",
         "Tak, zapisz mnie",
     ),
 }

@@ -30,7 +30,7 @@ from bot.db import transaction
 from bot.delivery import metrics
 from bot.delivery.channels import Channel, Delivery, DeliveryStatus
 from bot.delivery.suppression import decide
-from bot.i18n import resolve_locale
+from bot.i18n import customer_locale, offered_locales
 from bot.messages.render import RenderContext, Rendered, SkipMessage, UnknownKind, render_message
 from bot.models import Customer, Lane, Outbox, OutboxState, Shop
 from bot.services import Services
@@ -342,7 +342,12 @@ class Courier:
             shop=shop,
             customer=customer,
             outbox=row,
-            locale=resolve_locale(customer.locale, None, shop.default_locale),
+            # the language settled at linking (or chosen in /settings), among the shop's
+            locale=customer_locale(
+                shop,
+                customer.locale,
+                offered=offered_locales(settings.languages),
+            ),
             clock=self.clock,
             settings=self.settings,
             shop_settings=settings,

@@ -17,18 +17,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.callbacks import OfferAction, offer_callback
 from bot.flows import FlowContext, on
 from bot.messages import cart as texts
+from bot.messages.common import CART_TOPIC
 from bot.messages.render import RenderContext, Rendered, SkipMessage, register_kind
 from bot.models import Cart, CartItem, CartStatus, Consent, Customer, Lane, Outbox, Shop
 from bot.offers import (
     FOLLOWUP_KIND,
     LinkTarget,
     register_links,
+    storefront_url,
     tracked_url,
 )
 from bot.shop_settings import load_shop_settings
 from bot.store.codes import issue_code
 from bot.store.commerce import find_cart, find_order
-from bot.store.offers import cart_with_items, carts_of_order, open_carts_of, reschedule
+from bot.store.offers import (
+    cart_with_items,
+    carts_of_order,
+    is_excluded,
+    open_carts_of,
+    reschedule,
+)
 from bot.store.outbox import cancel_by_prefix, schedule
 from integrations.base import CartUpdated, CheckoutStarted, OrderPlaced
 
@@ -154,20 +162,37 @@ async def _cart_of(ctx: RenderContext) -> tuple[Cart, list[CartItem]] | None:
 
 
 async def cart_still_open(ctx: RenderContext) -> str | None:
-    """Skip a reminder whose cart was ordered, emptied, replaced or given to someone else."""
+    """Skip a reminder whose cart was ordered, emptied, replaced or given to someone else, or
+    whose customer turned every cart reminder off ("not interested" in a cart with no category).
+    """
     found = await _cart_of(ctx)
     if found is None:
         return "cart_closed"
     cart, items = found
     if cart.status != CartStatus.OPEN or not items or cart.customer_id != ctx.customer.id:
         return "cart_closed"
+    if await is_excluded(
+        session=ctx.session,
+        shop_id=ctx.shop.id,  # type: ignore[arg-type]
+        customer_id=ctx.customer.id,  # type: ignore[arg-type]
+        topic=CART_TOPIC,
+    ):
+        return "excluded"
     return None
 
 
-def _catalog_url(shop: Shop, items: list[CartItem]) -> str | None:
-    return load_shop_settings(shop.settings).catalog_url or next(
-        (i.url for i in items if i.url), None
+async def _catalog_url(session: AsyncSession, shop: Shop, items: list[CartItem]) -> str | None:
+    """Where "Open catalog" leads: `catalog_url`, else the first product, else the storefront."""
+    return (
+        load_shop_settings(shop.settings).catalog_url
+        or next((i.url for i in items if i.url), None)
+        or await storefront_url(session, shop)
     )
+
+
+async def _shop_catalog_url(session: AsyncSession, shop: Shop) -> str | None:
+    """Where "Open catalog" leads without a cart: `catalog_url`, else the storefront."""
+    return load_shop_settings(shop.settings).catalog_url or await storefront_url(session, shop)
 
 
 def _links(ctx: RenderContext, *, catalog: str | None, order: str | None) -> dict[str, str | None]:
@@ -214,7 +239,8 @@ async def render_reminder(ctx: RenderContext) -> Rendered:
         code=code,
         country=ctx.shop.country,
     )
-    links = _links(ctx, catalog=_catalog_url(ctx.shop, items), order=cart.recovery_url)
+    catalog = await _catalog_url(ctx.session, ctx.shop, items)
+    links = _links(ctx, catalog=catalog, order=cart.recovery_url)
     buttons = texts.offer_buttons(
         catalog_url=links["catalog"],
         order_url=links["order"],
@@ -238,8 +264,8 @@ async def render_followup(ctx: RenderContext) -> Rendered:
     )
     if code is None:
         raise SkipMessage("no_codes")
-    links = _links(ctx, catalog=ctx.shop_settings.catalog_url, order=None)
-    text = texts.followup_text(first_name=ctx.customer.first_name, code=code)
+    links = _links(ctx, catalog=await _shop_catalog_url(ctx.session, ctx.shop), order=None)
+    text = texts.followup_text(first_name=ctx.customer.first_name, code=code, locale=ctx.locale)
     buttons = texts.offer_buttons(
         catalog_url=links["catalog"], order_url=None, not_interested=None
     )
@@ -251,9 +277,7 @@ async def resolve_link(
 ) -> str | None:
     """Return where a cart message's link leads now."""
     if row.kind == FOLLOWUP_KIND:
-        return (
-            load_shop_settings(shop.settings).catalog_url if target is LinkTarget.CATALOG else None
-        )
+        return await _shop_catalog_url(session, shop) if target is LinkTarget.CATALOG else None
     cart_id = (row.payload or {}).get("cart_id")
     found = (
         await cart_with_items(session=session, shop_id=shop.id, cart_id=cart_id)  # type: ignore[arg-type]
@@ -261,11 +285,11 @@ async def resolve_link(
         else None
     )
     if found is None:
-        return (
-            load_shop_settings(shop.settings).catalog_url if target is LinkTarget.CATALOG else None
-        )
+        return await _shop_catalog_url(session, shop) if target is LinkTarget.CATALOG else None
     cart, items = found
-    return _catalog_url(shop, items) if target is LinkTarget.CATALOG else cart.recovery_url
+    if target is LinkTarget.CATALOG:
+        return await _catalog_url(session, shop, items)
+    return cart.recovery_url
 
 
 register_kind(REMINDER_KIND, render=render_reminder, guard=cart_still_open)

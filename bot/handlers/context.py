@@ -1,4 +1,9 @@
-"""The outer middleware that gives every handler its shop, customer and locale."""
+"""The outer middleware that gives every handler its shop, customer and locale.
+
+A linked customer is always answered in the profile's language (the one scheduled messages
+use too); Telegram's language_code only chooses for a chat that is not linked yet, and, once,
+for a profile linked before languages were stored on profiles.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.types import Chat, TelegramObject, User
 
-from bot.i18n import get_i18n, resolve_locale
+from bot.i18n import customer_locale, get_i18n
+from bot.linking import settle_chat_locale
 from bot.models import Shop
 from bot.services import Services
 from bot.store.customers import find_by_chat
@@ -38,11 +44,15 @@ class ProfileContext(BaseMiddleware):
             customer = None
             if chat is not None and chat.type == "private":
                 customer = await find_by_chat(session=session, shop_id=shop.id, chat_id=chat.id)
-        locale = resolve_locale(
-            customer.locale if customer else None,
-            user.language_code if user else None,
-            shop.default_locale,
-        )
+        language = user.language_code if user else None
+        if customer is None:
+            locale = customer_locale(shop, None, language)
+        elif customer.locale is None:
+            locale = await settle_chat_locale(
+                services, shop=shop, customer=customer, telegram_language=language
+            )
+        else:
+            locale = customer_locale(shop, customer.locale)
         data.update(shop=shop, customer=customer, locale=locale)
         i18n = get_i18n()
         with i18n.context(), i18n.use_locale(locale), replying():

@@ -10,7 +10,15 @@ from bot.callbacks import OfferAction, OfferCallback, offer_callback, read_ref
 from bot.messages import cart as texts
 from bot.messages.render import Button
 from bot.models import Shop
-from bot.offers import Tap, TapOutcome, not_interested, offer_buttons_again, undo
+from bot.offers import (
+    Tap,
+    TapOutcome,
+    not_interested,
+    offer_buttons_again,
+    offer_topic,
+    sent_offer,
+    undo,
+)
 from bot.services import Services
 
 
@@ -40,18 +48,24 @@ async def on_offer_tap(
     outbox_id = read_ref(services.secret_key, callback_data.ref)
     chat_id = callback.from_user.id
     if callback_data.action is OfferAction.ACK:
-        await callback.answer(texts.not_interested_toast())
+        row = await sent_offer(services, shop=shop, outbox_id=outbox_id, chat_id=chat_id)
+        if row is None:
+            await callback.answer(texts.inactive_button_toast())
+        else:
+            await callback.answer(texts.not_interested_toast(offer_topic(row)))
         return
     if callback_data.action is OfferAction.NOT_INTERESTED:
         tap = await not_interested(services, shop=shop, outbox_id=outbox_id, chat_id=chat_id)
-        toast = texts.not_interested_toast()
     else:
         tap = await undo(services, shop=shop, outbox_id=outbox_id, chat_id=chat_id)
-        toast = texts.undo_toast()
-    if tap.outcome is TapOutcome.INVALID:
+    if tap.outcome is TapOutcome.INVALID or tap.outbox is None:
         await callback.answer(texts.inactive_button_toast())
         return
-    await callback.answer(toast)
+    topic = offer_topic(tap.outbox)
+    if callback_data.action is OfferAction.NOT_INTERESTED:
+        await callback.answer(texts.not_interested_toast(topic))
+    else:
+        await callback.answer(texts.undo_toast(topic))
     await _update_keyboard(callback, services, shop, tap, callback_data.action)
 
 
@@ -65,6 +79,7 @@ async def _update_keyboard(
     key = services.secret_key
     if action is OfferAction.NOT_INTERESTED:
         rows = texts.acknowledged_buttons(
+            topic=offer_topic(tap.outbox),
             ack=offer_callback(key, OfferAction.ACK, tap.outbox.id),
             undo=offer_callback(key, OfferAction.UNDO, tap.outbox.id),
         )

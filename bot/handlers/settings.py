@@ -9,12 +9,11 @@ from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot import preferences
 from bot.callbacks import SettingsAction, SettingsCallback
-from bot.i18n import get_i18n
+from bot.i18n import get_i18n, shop_locales
 from bot.messages import linking
 from bot.messages import settings as texts
 from bot.models import Customer, Shop
 from bot.services import Services
-from bot.validation import SUPPORTED_LOCALES
 
 
 def build_router() -> Router:
@@ -95,7 +94,8 @@ async def settings_tap(
         await callback.answer(texts.button_refused())
         return
     action, arg = callback_data.action, callback_data.arg
-    if action is SettingsAction.LANGUAGE and arg not in SUPPORTED_LOCALES:
+    offered = shop_locales(shop)
+    if action is SettingsAction.LANGUAGE and arg not in offered:
         await callback.answer(texts.button_refused())
         return
     await callback.answer()
@@ -103,9 +103,11 @@ async def settings_tap(
         text, keyboard = _menu(services, customer, locale, shop)
         await message.edit_text(text, reply_markup=keyboard)  # type: ignore[arg-type]
     elif action is SettingsAction.LANGUAGES:
-        await message.edit_text(texts.choose_language(), reply_markup=texts.languages_keyboard())
+        await message.edit_text(
+            texts.choose_language(), reply_markup=texts.languages_keyboard(offered)
+        )
     elif action is SettingsAction.LANGUAGE:
-        await preferences.set_language(services, customer=customer, locale=arg)
+        await preferences.set_language(services, customer=customer, locale=arg, offered=offered)
         customer.locale = arg
         with get_i18n().use_locale(arg):
             text, keyboard = _menu(services, customer, arg, shop)

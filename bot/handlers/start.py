@@ -11,6 +11,7 @@ from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import Message
 
 from bot.handlers.settings import ask_to_resubscribe
+from bot.i18n import customer_locale, get_i18n
 from bot.linking import LinkOutcome, link_by_phone, link_by_token
 from bot.messages import linking as texts
 from bot.models import Customer, Shop
@@ -46,6 +47,7 @@ async def start_with_token(
         chat_id=message.chat.id,
         username=message.from_user.username,
         token=command.args or "",
+        language=message.from_user.language_code,
     )
     await _answer(message, shop, result.outcome, result.customer)
 
@@ -75,6 +77,7 @@ async def shared_contact(message: Message, shop: Shop, services: Services) -> No
         phone=message.contact.phone_number,
         first_name=message.contact.first_name,
         last_name=message.contact.last_name,
+        language=message.from_user.language_code,
     )
     if result.outcome is LinkOutcome.NOT_FOUND:
         await message.answer(texts.unreadable_phone(), reply_markup=texts.share_phone_keyboard())
@@ -86,6 +89,21 @@ async def shared_contact(message: Message, shop: Shop, services: Services) -> No
 
 
 async def _answer(
+    message: Message, shop: Shop, outcome: LinkOutcome, customer: Customer | None
+) -> None:
+    """Answer a link attempt; once a profile is linked, in the language settled on it."""
+    if customer is not None and outcome in (
+        LinkOutcome.LINKED,
+        LinkOutcome.ALREADY,
+        LinkOutcome.CONFIRM,
+    ):
+        with get_i18n().use_locale(customer_locale(shop, customer.locale)):
+            await _answer_in_locale(message, shop, outcome, customer)
+    else:
+        await _answer_in_locale(message, shop, outcome, customer)
+
+
+async def _answer_in_locale(
     message: Message, shop: Shop, outcome: LinkOutcome, customer: Customer | None
 ) -> None:
     if outcome is LinkOutcome.LINKED:

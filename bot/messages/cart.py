@@ -9,7 +9,8 @@ from decimal import Decimal
 from aiogram.utils.formatting import Text
 
 from bot.i18n import _, format_money
-from bot.messages.common import more_items
+from bot.messages.common import CART_TOPIC, more_items, topic_label
+from bot.messages.names import addressed
 from bot.messages.render import Button
 
 MAX_LISTED_ITEMS = 5
@@ -40,8 +41,9 @@ def reminder_text(
     country: str | None = None,
 ) -> str:
     """Compose the reminder: greeting, up to five items, "and N more", total, optional code."""
-    if first_name:
-        head = _("{name}, you left something in your cart:").format(name=_esc(first_name))
+    name = addressed(first_name, locale)
+    if name:
+        head = _("{name}, you left something in your cart:").format(name=_esc(name))
     else:
         head = _("You left something in your cart:")
     rows = [f"<b>{head}</b>", ""]
@@ -73,14 +75,15 @@ def reminder_text(
     return "\n".join(rows)
 
 
-def followup_text(*, first_name: str | None, code: str) -> str:
+def followup_text(*, first_name: str | None, code: str, locale: str | None = None) -> str:
     """Compose the broader offer that follows a "not interested"."""
     code_html = f"<code>{_esc(code)}</code>"
-    if first_name:
+    name = addressed(first_name, locale)
+    if name:
         return _(
             "{name}, perhaps something else from our catalog will catch your eye? Here is your "
             "personal promo code: {code}"
-        ).format(name=_esc(first_name), code=code_html)
+        ).format(name=_esc(name), code=code_html)
     return _(
         "Perhaps something else from our catalog will catch your eye? Here is your personal "
         "promo code: {code}"
@@ -104,22 +107,32 @@ def offer_buttons(
     return rows
 
 
-def acknowledged_buttons(*, ack: str, undo: str) -> list[list[Button]]:
-    """Replace an offer's keyboard after "not interested": the acknowledgement and Undo."""
+def acknowledged_buttons(*, topic: str, ack: str, undo: str) -> list[list[Button]]:
+    """Replace an offer's keyboard after "not interested": what stops, and Undo."""
+    if topic == CART_TOPIC:
+        done = _("✓ No more cart reminders")
+    else:
+        done = _("✓ No reminders about “{topic}”").format(topic=topic_label(topic))
     return [
-        [Button(text=_("✓ No more offers like this"), callback_data=ack)],
+        [Button(text=done, callback_data=ack)],
         [Button(text=_("Undo"), callback_data=undo)],
     ]
 
 
-def not_interested_toast() -> str:
-    """Answer the "Not interested" tap."""
-    return _("Got it: no more offers like this.")
+def not_interested_toast(topic: str) -> str:
+    """Answer the "Not interested" tap, naming what stops (a toast shows at most 200 chars)."""
+    if topic == CART_TOPIC:
+        return _("Got it: no more cart reminders. You can turn them back on in /settings.")
+    return _(
+        "Got it: no more reminders about “{topic}”. You can turn them back on in /settings."
+    ).format(topic=topic_label(topic))
 
 
-def undo_toast() -> str:
-    """Answer the Undo tap."""
-    return _("Done: you will get these offers again.")
+def undo_toast(topic: str) -> str:
+    """Answer the Undo tap, naming what is back on."""
+    if topic == CART_TOPIC:
+        return _("Done: cart reminders are back on.")
+    return _("Done: reminders about “{topic}” are back on.").format(topic=topic_label(topic))
 
 
 def inactive_button_toast() -> str:

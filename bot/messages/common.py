@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bot.i18n import ngettext
+from bot.i18n import _, ngettext
+
+CART_TOPIC = "cart"  # the topic of a cart with no category: "not interested" stops every reminder
+TOPIC_LABEL_LIMIT = 40
 
 
 def item_count(count: int) -> str:
@@ -13,3 +16,13 @@ def item_count(count: int) -> str:
 def more_items(count: int) -> str:
     """Say how many more items there are beyond the listed ones."""
     return ngettext("and {count} more item", "and {count} more items", count).format(count=count)
+
+
+def topic_label(topic: str) -> str:
+    """Return how a topic reads to a customer: "Cart reminders", or the category ("Dresses")."""
+    name = topic.split(":", 1)[-1].strip()
+    if name == CART_TOPIC:
+        return _("Cart reminders")
+    if len(name) > TOPIC_LABEL_LIMIT:
+        name = name[: TOPIC_LABEL_LIMIT - 1].rstrip() + "…"
+    return name[:1].upper() + name[1:]

@@ -6,6 +6,7 @@ from aiogram.types import KeyboardButton, ReplyKeyboardMarkup, ReplyKeyboardRemo
 from aiogram.utils.formatting import Text
 
 from bot.i18n import _
+from bot.messages.names import addressed
 
 
 def _safe(value: str) -> str:
@@ -13,16 +14,27 @@ def _safe(value: str) -> str:
 
 
 def welcome(first_name: str | None, shop_name: str) -> str:
-    """Greet a customer whose chat was just linked."""
-    if first_name:
-        return _(
+    """Greet a customer whose chat was just linked, and say how to change or stop messages."""
+    name = addressed(first_name)
+    if name:
+        greeting = _(
             "Hello, {name}! You are subscribed to updates from {shop}: we will remind you about "
             "items left in your cart and send you personal offers."
-        ).format(name=_safe(first_name), shop=_safe(shop_name))
+        ).format(name=_safe(name), shop=_safe(shop_name))
+    else:
+        greeting = _(
+            "Hello! You are subscribed to updates from {shop}: we will remind you about items "
+            "left in your cart and send you personal offers."
+        ).format(shop=_safe(shop_name))
+    return f"{greeting}\n\n{how_to_change()}"
+
+
+def how_to_change() -> str:
+    """Say where the language and offers are changed, and how to unsubscribe."""
     return _(
-        "Hello! You are subscribed to updates from {shop}: we will remind you about items left "
-        "in your cart and send you personal offers."
-    ).format(shop=_safe(shop_name))
+        "You can change the language or pause offers in /settings, and unsubscribe at any time "
+        "with /stop."
+    )
 
 
 def already_linked(shop_name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -10,6 +11,7 @@ from babel import Locale
 
 from bot.callbacks import SettingsAction, SettingsCallback
 from bot.i18n import SUPPORTED_LOCALES, _, format_date
+from bot.messages.common import CART_TOPIC, topic_label
 
 
 def _safe(value: str) -> str:
@@ -26,11 +28,6 @@ def language_name(locale: str) -> str:
     """Return a language's own name, capitalized: English, Русский, Українська, Polski."""
     name = Locale.parse(locale).get_display_name(locale) or locale
     return name[:1].upper() + name[1:]
-
-
-def topic_name(topic: str) -> str:
-    """Return how a topic reads to a customer (a category name, or "cart" as is)."""
-    return topic.split(":", 1)[-1]
 
 
 def settings_button() -> InlineKeyboardMarkup:
@@ -67,7 +64,7 @@ def menu_keyboard(*, subscribed: bool, paused: bool) -> InlineKeyboardMarkup:
     """Language, topics, pause or resume, unsubscribe or subscribe."""
     rows = [
         [_button(_("🌐 Language"), SettingsAction.LANGUAGES)],
-        [_button(_("Topics"), SettingsAction.TOPICS)],
+        [_button(_("Reminders turned off"), SettingsAction.TOPICS)],
     ]
     if subscribed:
         if paused:
@@ -95,11 +92,10 @@ def choose_language() -> str:
     return _("Choose your language:")
 
 
-def languages_keyboard() -> InlineKeyboardMarkup:
-    """One button per supported language, in its own name."""
+def languages_keyboard(offered: Sequence[str] = SUPPORTED_LOCALES) -> InlineKeyboardMarkup:
+    """One button per language the shop offers, in its own name."""
     rows = [
-        [_button(language_name(locale), SettingsAction.LANGUAGE, locale)]
-        for locale in SUPPORTED_LOCALES
+        [_button(language_name(locale), SettingsAction.LANGUAGE, locale)] for locale in offered
     ]
     rows.append(back_row())
     return InlineKeyboardMarkup(inline_keyboard=rows)
@@ -114,10 +110,10 @@ def topics(names: list[str]) -> str:
     """List the topics the customer turned off, or say there are none."""
     if not names:
         return _(
-            'You haven\'t turned off any topics. When you tap "Not interested" under an offer, '
-            "its topic appears here."
+            "You haven't turned anything off. When you tap “Not interested” under a reminder, "
+            "its category appears here."
         )
-    return _("You don't get offers about these topics. Tap a topic to get its offers again.")
+    return _("You turned these off with “Not interested”. Tap one to get its reminders again.")
 
 
 def topics_keyboard(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
@@ -125,7 +121,9 @@ def topics_keyboard(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
     rows = [
         [
             _button(
-                _("↩️ {topic}").format(topic=topic_name(topic)), SettingsAction.UNDO_TOPIC, str(i)
+                _("↩️ {topic}").format(topic=topic_label(topic)),
+                SettingsAction.UNDO_TOPIC,
+                str(i),
             )
         ]
         for i, topic in items
@@ -136,7 +134,9 @@ def topics_keyboard(items: list[tuple[int, str]]) -> InlineKeyboardMarkup:
 
 def topic_restored(topic: str) -> str:
     """Confirm a topic is back on."""
-    return _("You will get offers about “{topic}” again.").format(topic=_safe(topic_name(topic)))
+    if topic == CART_TOPIC:
+        return _("Cart reminders are back on.")
+    return _("Reminders about “{topic}” are back on.").format(topic=_safe(topic_label(topic)))
 
 
 def paused(until: datetime, locale: str, timezone: str) -> str:
@@ -203,8 +203,8 @@ def help_text(shop_name: str) -> str:
         "This is the {shop} bot. We remind you about items left in your cart, send personal "
         "offers and sometimes ask a short question to make them more relevant.\n\n"
         "To reach a person, just write your question here: our team will answer in this chat."
-        "\n\n/settings: language, topics, pause or unsubscribe\n/stop: unsubscribe from all "
-        "messages"
+        "\n\n/settings: language, reminders turned off, pause or unsubscribe\n/stop: "
+        "unsubscribe from all messages"
     ).format(shop=_safe(shop_name))
 
 

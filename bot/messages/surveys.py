@@ -16,6 +16,7 @@ from babel.dates import format_skeleton
 from bot.callbacks import NpsCallback, SurveyAction, SurveyCallback
 from bot.dates import Birthday, days_in_month, month_names
 from bot.i18n import _, format_date
+from bot.messages.names import addressed
 
 EXAMPLE_DAY = date(1990, 3, 12)
 
@@ -248,10 +249,11 @@ def birthday_greeting(
     early_date: str | None,
 ) -> str:
     """Greet on (or a few days before) the birthday, with the personal code when there is one."""
+    name = addressed(first_name)
     if early_date:
         opening = _("Your birthday is coming up on {date}!").format(date=early_date)
-    elif first_name:
-        opening = _("Happy birthday, {name}! 🎂").format(name=_safe(first_name))
+    elif name:
+        opening = _("Happy birthday, {name}! 🎂").format(name=_safe(name))
     else:
         opening = _("Happy birthday! 🎂")
     if code:

@@ -196,6 +196,8 @@ async def upsert_customer(
     for key, value in values.items():
         if value is None:
             continue
+        if key == "locale" and customer.telegram_chat_id is not None:
+            continue  # a linked chat's language was settled at linking, or chosen in /settings
         if authoritative or getattr(customer, key) is None:
             setattr(customer, key, value)
     if authoritative:

@@ -9,7 +9,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Cart, CartItem, CartStatus, Click, Exclusion, Order, Outbox, OutboxState
+from bot.models import (
+    Cart,
+    CartItem,
+    CartStatus,
+    Click,
+    Exclusion,
+    Inbox,
+    InboxState,
+    Order,
+    Outbox,
+    OutboxState,
+)
 
 
 async def add_exclusion(
@@ -74,6 +85,24 @@ async def is_excluded(
         Exclusion.topic == topic,
     )
     return (await session.scalar(query)) is not None
+
+
+async def newest_delivery_headers(
+    *, session: AsyncSession, shop_id: int, platform: str
+) -> dict[str, str] | None:
+    """Return the stored headers of the shop's newest applied delivery from its platform."""
+    query = (
+        select(Inbox.headers)
+        .where(
+            Inbox.shop_id == shop_id,
+            Inbox.platform == platform,
+            Inbox.state == InboxState.DONE,
+        )
+        .order_by(Inbox.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+    )
+    headers = await session.scalar(query)
+    return dict(headers) if isinstance(headers, dict) else None
 
 
 async def record_click(

@@ -18,15 +18,15 @@ from bot.store.shops import update_shop
 LOCALES = ["en", "ru", "uk", "pl"]
 BUTTONS = {
     "en": ("Open catalog", "Place order", "Not interested", "Undo"),
-    "ru": ("Открыть каталог", "Оформить заказ", "Не интересно", "Отменить"),
-    "uk": ("Відкрити каталог", "Оформити замовлення", "Не цікаво", "Скасувати"),
+    "ru": ("Открыть каталог", "Оформить заказ", "Не интересует", "Вернуть как было"),
+    "uk": ("Відкрити каталог", "Оформити замовлення", "Не цікавить", "Повернути як було"),
     "pl": ("Otwórz katalog", "Złóż zamówienie", "Nie interesuje mnie", "Cofnij"),
 }
 HEADLINE = {
     "en": "Olena, you left something in your cart:",
     "ru": "Olena, вы кое-что оставили в корзине:",
-    "uk": "Olena, ви дещо залишили в кошику:",
-    "pl": "Olena, w Twoim koszyku coś zostało:",
+    "uk": "Ви дещо залишили в кошику:",  # a Latin "Olena" has no Ukrainian vocative: no name
+    "pl": "Oleno, w Twoim koszyku coś zostało:",
 }
 TOTAL = {
     "en": "Total: UAH\xa02,231.00",
@@ -36,15 +36,18 @@ TOTAL = {
 }
 INACTIVE = {
     "en": "This button is no longer active.",
-    "ru": "Эта кнопка больше не активна.",
-    "uk": "Ця кнопка вже неактивна.",
+    "ru": "Эта кнопка больше не действует.",
+    "uk": "Ця кнопка вже не діє.",
     "pl": "Ten przycisk jest już nieaktywny.",
 }
-TOAST = {
-    "en": "Got it: no more offers like this.",
-    "ru": "Поняли: больше таких предложений не будет.",
-    "uk": "Зрозуміли: більше таких пропозицій не буде.",
-    "pl": "Rozumiemy: nie będzie już takich ofert.",
+TOAST = {  # names what stops: reminders about the cart's category
+    "en": "Got it: no more reminders about “Dresses”. You can turn them back on in /settings.",
+    "ru": "Поняли: больше не будем напоминать о товарах из категории «Dresses». Включить "
+    "напоминания снова можно в /settings.",
+    "uk": "Зрозуміли: більше не нагадуватимемо про товари з категорії «Dresses». Увімкнути "
+    "нагадування знову можна в /settings.",
+    "pl": "Rozumiemy: nie będziemy już przypominać o produktach z kategorii „Dresses”. "
+    "Przypomnienia możesz znowu włączyć w /settings.",
 }
 
 
@@ -76,8 +79,11 @@ async def test_reminder_comes_after_the_delay_and_not_before(playground, locale)
     assert reminder.text.startswith(HEADLINE[locale])
     assert "Linen dress" in reminder.text and "Silk scarf × 2" in reminder.text
     assert TOTAL[locale] in reminder.text
-    _catalog, order, not_interested, _undo = BUTTONS[locale]
-    assert [[b[0] for b in row] for row in reminder.buttons] == [[order], [not_interested]]
+    catalog, order, not_interested, _undo = BUTTONS[locale]
+    assert [[b[0] for b in row] for row in reminder.buttons] == [
+        [catalog, order],
+        [not_interested],
+    ]
     tap = await story.chat.tap(order)
     assert tap.url.startswith(f"{pg.settings.public_base}/r/")
 

@@ -18,27 +18,27 @@ TYPED = {
 SAVED = {
     "en": "Thank you! We have noted your birthday: {date}. Expect a gift from us 🎁",
     "ru": "Спасибо! Мы запомнили ваш день рождения: {date}. Ждите от нас подарок 🎁",
-    "uk": "Дякуємо! Ми запам'ятали ваш день народження: {date}. Чекайте від нас подарунок 🎁",
+    "uk": "Дякуємо! Ми запамʼятали ваш день народження: {date}. Чекайте на подарунок від нас 🎁",
     "pl": "Dziękujemy! Zapisaliśmy datę Twoich urodzin: {date}. Czekaj na prezent od nas 🎁",
 }
 MARCH_12 = {"en": "March 12", "ru": "12 марта", "uk": "12 березня", "pl": "12 marca"}
 RETRY = {
     "en": "Sorry, we couldn't read that date.",
-    "ru": "Извините, не получилось разобрать дату.",
-    "uk": "Вибачте, не вдалося розібрати дату.",
+    "ru": "Извините, не удалось разобрать дату.",
+    "uk": "Вибачте, не вдалося розпізнати дату.",
     "pl": "Przepraszamy, nie udało się odczytać daty.",
 }
 GAVE_UP = {
     "en": "Let's leave it for now. Thank you for your time!",
-    "ru": "Давайте пока оставим это. Спасибо, что уделили время!",
-    "uk": "Залишмо це поки що. Дякуємо, що приділили час!",
-    "pl": "Zostawmy to na razie. Dziękujemy za poświęcony czas!",
+    "ru": "Ничего страшного, оставим это на потом. Спасибо, что уделили время!",
+    "uk": "Нічого страшного, залишимо це на потім. Дякуємо, що приділили час!",
+    "pl": "Nic nie szkodzi, zostawmy to na później. Dziękujemy za poświęcony czas!",
 }
 SKIP = {"en": "Skip", "ru": "Пропустить", "uk": "Пропустити", "pl": "Pomiń"}
 SKIPPED = {
     "en": "No problem, maybe another time.",
-    "ru": "Хорошо, может быть, в другой раз.",
-    "uk": "Гаразд, можливо, іншим разом.",
+    "ru": "Хорошо, тогда в другой раз.",
+    "uk": "Гаразд, тоді іншим разом.",
     "pl": "Nie ma sprawy, może innym razem.",
 }
 FEBRUARY = {"en": "February", "ru": "Февраль", "uk": "Лютий", "pl": "Luty"}

@@ -12,7 +12,7 @@ UNSUBSCRIBED = {
     "en": "You are unsubscribed and will not get messages from Kvitka.",
     "ru": "Вы отписались и больше не будете получать сообщения от магазина Kvitka.",
     "uk": "Ви відписалися й більше не отримуватимете повідомлень від магазину Kvitka.",
-    "pl": "Wypisano Cię i nie będziesz już dostawać wiadomości od sklepu Kvitka.",
+    "pl": "Wypisaliśmy Cię: nie będziesz już dostawać wiadomości od sklepu Kvitka.",
 }
 AGAIN = {
     "en": ("Yes, subscribe", "Welcome back! You are subscribed to updates from Kvitka again."),
@@ -87,11 +87,13 @@ async def test_settings_language_pause_topics_and_unsubscribe(playground):
     assert olena.chat.last_message().text.startswith("Готово! Відтепер ми писатимемо вам")
     assert (await profile(pg, olena.id)).locale == "uk"
 
-    await olena.chat.tap("Теми")
+    await olena.chat.tap("Вимкнені нагадування")
     await pg.settle()
-    await olena.chat.tap("↩️ dresses")
+    await olena.chat.tap("↩️ Dresses")
     await pg.settle()
-    assert olena.chat.last_message().text.startswith("Ви знову отримуватимете пропозиції")
+    assert olena.chat.last_message().text.startswith(
+        "Нагадування про товари з категорії «Dresses» знову увімкнено."
+    )
     assert [e.payload["topic"] for e in await events(pg, olena.id, "exclusion_removed")] == [
         "dresses"
     ]

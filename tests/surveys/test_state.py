@@ -56,14 +56,15 @@ async def _restart_mid_survey(database, clock, user_id: int, **settings) -> None
         for text in ("31.02", "котик", "32 березня"):
             await olena.chat.send(text)
             await pg.settle()
-        assert olena.chat.last_message().text.startswith("Вибачте, не вдалося розібрати дату.")
+        assert olena.chat.last_message().text.startswith("Вибачте, не вдалося розпізнати дату.")
     pg = await reopen(Playground, database, clock, shop, **settings)
     try:
         chat = pg.customer(shop, user_id=user_id, first_name="Olena", language_code="uk")
         await chat.send("12 березня")
         await pg.settle()
         assert chat.last_message().text == (
-            "Дякуємо! Ми запам'ятали ваш день народження: 12 березня. Чекайте від нас подарунок 🎁"
+            "Дякуємо! Ми запамʼятали ваш день народження: 12 березня. "
+            "Чекайте на подарунок від нас 🎁"
         )
         stored = await profile(pg, olena.id)
         assert (stored.birthday.month, stored.birthday.day, stored.birth_year) == (3, 12, None)
