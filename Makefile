@@ -53,11 +53,11 @@ format: $(STAMP)
 locales: locales-extract locales-compile
 
 locales-extract: $(STAMP)
-	$(PYBABEL) extract -F babel.cfg $(KEYWORDS) --add-location=file --sort-output --project=Nudge --copyright-holder="Nudge contributors" \
+	$(PYBABEL) extract -F babel.cfg $(KEYWORDS) --add-location=file --sort-output --width=99 --project=Nudge --copyright-holder="Nudge contributors" \
 		--omit-header -o locales/messages.pot .
 	for l in en ru uk pl; do \
 		if [ -f locales/$$l/LC_MESSAGES/messages.po ]; then \
-			$(PYBABEL) update -i locales/messages.pot -d locales -l $$l --no-fuzzy-matching \
+			$(PYBABEL) update -i locales/messages.pot -d locales -l $$l --no-fuzzy-matching --width=99 \
 				--ignore-pot-creation-date; \
 		else \
 			$(PYBABEL) init -i locales/messages.pot -d locales -l $$l; \
