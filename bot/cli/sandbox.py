@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
+from typing import Any
 
 import click
 
@@ -53,6 +55,25 @@ async def serve(host: str, port: int, sandbox: Sandbox) -> None:
         await sandbox.stop()
 
 
+class Latency(click.ParamType):
+    """A short time such as 50ms, 0.05s or 0; at most 10 s."""
+
+    name = "latency"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", str(value))
+        if not match:
+            self.fail(f"{str(value)[:40]!r} is not a latency (e.g. 50ms, 0.05s)", param, ctx)
+        seconds = float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+        if seconds > 10:
+            self.fail(f"{value} is more than 10 s", param, ctx)
+        return seconds
+
+
 @click.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--port", default=8081, show_default=True, type=int, help="Port (0 = any free).")
@@ -69,11 +90,31 @@ async def serve(host: str, port: int, sandbox: Sandbox) -> None:
     is_flag=True,
     help="Accept any token shaped <digits>:<chars> and register it on first use.",
 )
+@click.option(
+    "--latency",
+    type=Latency(),
+    default="0",
+    help="Answer every call this long after it arrives, as Telegram does (e.g. 50ms).",
+)
+@click.option("--jitter", type=Latency(), default="0", help="Vary the latency by up to this.")
 def sandbox(
-    host: str, port: int, no_limits: bool, bots: tuple[str, ...], auto_register: bool
+    host: str,
+    port: int,
+    no_limits: bool,
+    bots: tuple[str, ...],
+    auto_register: bool,
+    latency: float,
+    jitter: float,
 ) -> None:
     """Run the Telegram Bot API sandbox and print its base URL."""
-    instance = Sandbox(limits=Limits.off() if no_limits else None, auto_register=auto_register)
+    if jitter > latency:
+        raise click.BadParameter("the jitter cannot exceed the latency", param_hint="--jitter")
+    instance = Sandbox(
+        limits=Limits.off() if no_limits else None,
+        auto_register=auto_register,
+        latency=latency,
+        jitter=jitter,
+    )
     for spec in bots:
         token, username = parse_bot(spec)
         instance.add_bot(token, username=username)

@@ -7,9 +7,10 @@ import time
 
 import pytest
 from aiogram.exceptions import TelegramRetryAfter
-from conftest import TOKEN
 
 from bot.sandbox import Limits
+
+TOKEN = "123456:TEST-token_abc"  # the `sb` fixture's bot (tests/sandbox/conftest.py)
 
 
 async def test_every_call_is_answered_after_the_latency(sb, bot):
@@ -49,3 +50,27 @@ async def test_errors_come_after_the_latency_too(sb, bot):
 def test_a_latency_that_makes_no_sense_is_refused(sb, latency, jitter):
     with pytest.raises(ValueError):
         sb.set_latency(latency, jitter)
+
+
+def test_nudge_sandbox_takes_a_latency_and_a_jitter(monkeypatch):
+    from click.testing import CliRunner
+
+    from bot.cli import sandbox as command
+
+    started = {}
+
+    async def serve(host, port, instance):
+        started["latency"], started["jitter"] = instance.latency, instance.jitter
+
+    monkeypatch.setattr(command, "serve", serve)
+    runner = CliRunner()
+    result = runner.invoke(command.sandbox, ["--latency", "50ms", "--jitter", "10ms"])
+    assert result.exit_code == 0, result.output
+    assert started == {"latency": 0.05, "jitter": 0.01}
+    for bad in (
+        ["--latency", "fast"],
+        ["--latency", "11s"],
+        ["--latency", "5ms", "--jitter", "9ms"],
+    ):
+        result = runner.invoke(command.sandbox, bad)
+        assert result.exit_code == 2, (bad, result.output)
