@@ -156,8 +156,9 @@ async def refresh_metrics(
     shop = await session.get(Shop, shop_id)
     if some and shop is not None and shop.median_interval_days is not None:
         median = shop.median_interval_days
-    else:
-        median = await _median_interval(session, _orders(shop_id, now).cte("everyone"), dialect)
+    else:  # a whole-shop refresh already aggregates everyone: reuse it
+        everyone = _orders(shop_id, now).cte("everyone") if some else agg
+        median = await _median_interval(session, everyone, dialect)
         if shop is not None and not some:
             shop.median_interval_days = median
             session.add(shop)
@@ -326,14 +327,6 @@ async def _rowcount(session: AsyncSession, statement: Any) -> int:
     return int(await session.scalar(select(func.changes())) or 0)
 
 
-async def customer_metrics(
-    *, session: AsyncSession, shop_id: int, customer_id: int
-) -> CustomerMetrics | None:
-    """Return a customer's metrics row (None before the first refresh)."""
-    row = await session.get(CustomerMetrics, customer_id)
-    return row if row is not None and row.shop_id == shop_id else None
-
-
 @dataclass(frozen=True, slots=True)
 class LifecycleReport:
     """How many customers are in each stage, how many of them a message can reach, and how
@@ -434,7 +427,6 @@ __all__ = [
     "DEFAULT_INTERVAL_DAYS",
     "LifecycleReport",
     "RefreshReport",
-    "customer_metrics",
     "lifecycle_report",
     "lifecycle_svg",
     "refresh_metrics",

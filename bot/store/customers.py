@@ -123,39 +123,6 @@ async def list_events(
     return list((await session.scalars(query)).all())
 
 
-async def link_chat(
-    *,
-    session: AsyncSession,
-    customer: Customer,
-    chat_id: int,
-    username: str | None,
-    source: str,
-    now: datetime,
-) -> bool:
-    """Link a chat to the customer with opt-in consent; unlink it from anyone else in the shop.
-
-    Returns True when something changed (a new link or renewed consent).
-    """
-    previous = await find_by_chat(session=session, shop_id=customer.shop_id, chat_id=chat_id)
-    if previous is not None and previous.id != customer.id:
-        previous.telegram_chat_id = None
-        previous.updated_at = now
-        session.add(previous)
-        await session.flush()
-    changed = customer.telegram_chat_id != chat_id or customer.consent != Consent.OPTED_IN
-    customer.telegram_chat_id = chat_id
-    customer.telegram_username = username
-    customer.unreachable_since = None
-    if changed:
-        customer.consent = Consent.OPTED_IN
-        customer.consent_source = source
-        customer.consent_at = now
-    customer.updated_at = now
-    session.add(customer)
-    await session.flush()
-    return changed
-
-
 async def bind_chat(
     *,
     session: AsyncSession,

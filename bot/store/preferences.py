@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Consent, Customer, CustomerEvent
-from bot.store.customers import log_customer_event
+from bot.store.customers import log_customer_event, record_opt_in
 
 
 async def _log(
@@ -47,13 +47,8 @@ async def resubscribe(
     *, session: AsyncSession, customer: Customer, source: str, now: datetime
 ) -> bool:
     """Record opt-in consent again; False when already opted in."""
-    if customer.consent == Consent.OPTED_IN:
+    if not await record_opt_in(session=session, customer=customer, source=source, now=now):
         return False
-    customer.consent = Consent.OPTED_IN
-    customer.consent_source = source
-    customer.consent_at = now
-    customer.updated_at = now
-    session.add(customer)
     await _log(session, customer, "resubscribed", source, now)
     return True
 
