@@ -69,6 +69,7 @@ locales-compile: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -255,7 +255,8 @@ async def courier_run(database_url: str, base_url: str, options: dict[str, Any])
     limiter = SlidingWindowLimiter(options["rate"], per_chat=1.0)
     courier = Courier(
         sessions=session_factory(engine),
-        channel=TelegramChannel(bots, limiter),
+        # the cap on requests in flight is the channel's since #12 (the Courier's lanes)
+        channel=TelegramChannel(bots, limiter, max_in_flight=options["concurrency"]),
         clock=clock,
         settings=settings,
         batch_size=options["batch"],

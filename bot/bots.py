@@ -304,6 +304,11 @@ class BotSync:
             self._retry_at.pop(key, None)
             self._failures.pop(key, None)
 
+    def failing(self) -> list[dict[str, Any]]:
+        """Return the shops whose bot failed its last connect or menu step (for /readyz)."""
+        failed = sorted(self._failures.items())
+        return [{"shop": key[0], "step": key[2], "attempts": n} for key, n in failed]
+
     def _due(self, plan: BotPlan, step: str) -> bool:
         return time.monotonic() >= self._retry_at.get((plan.shop_id, plan.token, step), 0.0)
 
@@ -385,14 +390,19 @@ def _without_token(text: str, token: str) -> str:
 
 async def telegram_updates(app: web.Application) -> AsyncIterator[None]:
     """Receive updates per NUDGE_TELEGRAM_MODE (webhooks or polling, kept in step), or not."""
+    from bot.web.health import READINESS
     from bot.web.keys import DISPATCHER, SERVICES
 
     services, dispatcher = app[SERVICES], app[DISPATCHER]
     mode = services.settings.telegram_mode
     sync = BotSync(services, dispatcher, mode=mode) if mode != "off" else None
     if sync is not None:
+        if READINESS in app:
+            app[READINESS].bot_sync = sync  # /readyz reports its bots
         await sync.start()
     yield
     if sync is not None:
+        if READINESS in app and app[READINESS].bot_sync is sync:
+            app[READINESS].bot_sync = None
         await sync.stop()
     await dispatcher.storage.close()

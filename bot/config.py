@@ -62,6 +62,11 @@ class DispatchSettings(BaseModel):
     batch_size: int = Field(default=200, ge=1, le=5000)
     max_attempts: int = Field(default=5, ge=1)
     poll_interval: float = Field(default=0.5, gt=0)
+    # #12: requests out at once over all bots; one request's timeout (a hung one costs its
+    # row, which becomes unknown); how many seconds of a bot's sends one claim takes.
+    max_in_flight: int = Field(default=256, ge=1, le=4096)
+    request_timeout: float = Field(default=10.0, gt=0, le=60)
+    claim_seconds: float = Field(default=2.0, gt=0, le=60)
 
 
 class Settings(BaseSettings):

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.delivery.limiter import RateLimiter
 from bot.telegram import BotPool
 
 
@@ -19,6 +20,7 @@ class Services:
     clock: Clock
     settings: Settings
     bots: BotPool
+    limiter: RateLimiter | None = None  # shared through Redis when NUDGE_REDIS_URL is set
 
     @property
     def secret_key(self) -> str:

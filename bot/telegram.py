@@ -15,6 +15,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramRetryAfter
 
+DEFAULT_CONNECTIONS = 256 + 128  # the dispatcher's default in-flight cap, plus headroom
 _REPLYING: ContextVar[bool] = ContextVar("nudge_replying", default=False)
 
 
@@ -53,9 +54,13 @@ class WaitOutFloodControl(BaseRequestMiddleware):
 class BotPool:
     """Create Bot objects lazily by token and close their shared session once."""
 
-    def __init__(self, api_base: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, api_base: str, *, timeout: float = 30.0, connections: int = DEFAULT_CONNECTIONS
+    ) -> None:
         self._api = TelegramAPIServer.from_base(api_base.rstrip("/"))
-        self._session = AiohttpSession(api=self._api, timeout=timeout)
+        # One pool for every bot: the dispatcher's requests in flight (its cap) plus headroom
+        # for replies to updates and long polls, so a granted send never waits for a connection.
+        self._session = AiohttpSession(api=self._api, timeout=timeout, limit=connections)
         self._session.middleware(WaitOutFloodControl())
         self._bots: dict[str, Bot] = {}
 

@@ -155,7 +155,7 @@ async def cli_database(database: Database) -> Database:
     def stamp(connection: object) -> None:
         config = alembic_config(database.url)
         config.attributes["connection"] = connection
-        command.stamp(config, "head")
+        command.stamp(config, "head", purge=True)  # another test may have stamped it
 
     async with database.engine.begin() as conn:
         await conn.run_sync(stamp)

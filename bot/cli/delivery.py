@@ -38,14 +38,14 @@ def dispatch(ctx: click.Context, once: bool, lease: float, as_json: bool) -> Non
 
     async def work(sessions: Any) -> dict[str, Any]:
         from bot.clock import SystemClock
-        from bot.delivery.channels.telegram import TelegramChannel
+        from bot.delivery.channels.telegram import channel_for
         from bot.delivery.courier import Courier
-        from bot.delivery.limiter import SlidingWindowLimiter
+        from bot.delivery.redis_limiter import RedisLimiter, build_limiter
         from bot.telegram import BotPool
 
-        dispatch = settings.dispatch
-        limiter = SlidingWindowLimiter(dispatch.rate_per_second, dispatch.per_chat_per_second)
-        channel = TelegramChannel(BotPool(settings.telegram_base), limiter, owns_bots=True)
+        limiter = build_limiter(settings)  # shared through Redis when NUDGE_REDIS_URL is set
+        bots = BotPool(settings.telegram_base, connections=settings.dispatch.max_in_flight + 128)
+        channel = channel_for(bots, limiter, settings, owns_bots=True)
         courier = Courier(
             sessions=sessions,
             channel=channel,
@@ -67,6 +67,8 @@ def dispatch(ctx: click.Context, once: bool, lease: float, as_json: bool) -> Non
             return {"stopped": True}
         finally:
             await channel.close()
+            if isinstance(limiter, RedisLimiter):
+                await limiter.close()
 
     result = run(with_database(settings, work))
     emit(as_json, result, lambda: click.echo(_describe(result)))

@@ -36,7 +36,7 @@ def listen(host: str, port: int) -> socket.socket:
 @click.option("--port", type=int, default=None, help="Listen port (default NUDGE_HTTP_PORT).")
 @click.pass_context
 def serve(ctx: click.Context, migrate: bool, host: str | None, port: int | None) -> None:
-    """Run the web app (webhooks, Telegram, /healthz, /metrics) and the workers until SIGTERM."""
+    """Serve webhooks, Telegram, /healthz, /readyz and /metrics; run the workers until SIGTERM."""
     from aiohttp import web
 
     from bot.app import build_app

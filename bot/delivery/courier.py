@@ -1,23 +1,38 @@
 """The Courier: claims due outbox rows, re-checks suppression, renders, sends, records.
 
-One cycle (`run_once`) is four short steps, whatever the backlog:
+Every shop's bot has its own **lane** (`run_forever`, `drain`): a task that claims that bot's
+due rows, about `claim_seconds` of its sends at its rate (so a crash leaves few rows
+`unknown`), transactional lane first, and sends them at the bot's own rate while the other
+bots' lanes do the same: a shop's campaign backlog never waits behind another's. A lane claims
+its next batch while the second half of the current one is still going out, so the bot never
+idles between batches. The outcomes of every lane are written together a few times a second.
+
+A claim is four short steps, whatever the backlog:
 
 1. claim a batch (`scheduled -> sending`, committed before anything is sent);
 2. read what the rules need for the whole batch at once (shops, customers, exclusions, recent
    promos), decide each row, render the ones that go out; write skips and postponements;
-3. send concurrently through the channel, which holds the rate limits;
+3. send concurrently through the channel, which holds the rate limits, the cap on requests in
+   flight and the per-request timeout (a hung request costs its own row: `unknown`);
 4. write the outcomes with a few UPDATEs and mark customers who turned out unreachable.
 
-`run_forever` repeats it until its stop event is set, recovering rows a crashed dispatcher left
-in `sending` at start and periodically, and refreshing the queue gauges.
+One customer's messages go out one after another, in claim order, across batches.
+`run_once` is one claim over all shops, sent and recorded before it returns (tests, the demo).
+`run_forever` runs the lanes until its stop event is set, recovering rows a crashed dispatcher
+left in `sending` at start and periodically, and refreshing the queue gauges.
+
+SQLite has one writer: claims and outcome writes of all lanes take turns (one claimer).
+PostgreSQL claims with FOR UPDATE SKIP LOCKED, so lanes, and other instances, claim at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -43,6 +58,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=5)
+RECORD_EVERY = 0.2  # seconds between two writes of the lanes' outcomes
+RECORD_AT = 500  # or as soon as this many outcomes wait
+PG_DATABASE_TURNS = 8  # lanes claiming or recording at once on PostgreSQL (pool: 10 + 10)
 
 
 @dataclass
@@ -56,12 +74,14 @@ class RunCounts:
     retried: int = 0
     failed: int = 0
     blocked: int = 0
+    unknown: int = 0  # no answer in time: may have arrived, never sent again
     released: int = 0
     skip_reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: RunCounts) -> None:
         """Add another run's counts to these."""
-        for name in ("claimed", "sent", "skipped", "postponed", "retried", "failed", "blocked"):
+        names = ("claimed", "sent", "skipped", "postponed", "retried", "failed", "blocked")
+        for name in (*names, "unknown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.released += other.released
         for reason, count in other.skip_reasons.items():
@@ -106,6 +126,8 @@ class Courier:
         poll_interval: float | None = None,
         recover_every: float = 30.0,
         gauges_every: float = 5.0,
+        claim_seconds: float | None = None,
+        rate: float | None = None,
     ) -> None:
         dispatch = settings.dispatch
         self.sessions = sessions
@@ -124,8 +146,22 @@ class Courier:
         self.poll_interval = poll_interval or dispatch.poll_interval
         self.recover_every = recover_every
         self.gauges_every = gauges_every
+        # A lane's claim: what the bot sends in `claim_seconds` at its rate (the limiter's).
+        limiter = getattr(channel, "limiter", None)
+        self.rate = rate or getattr(limiter, "rate", None) or dispatch.rate_per_second
+        self.claim_seconds = claim_seconds or dispatch.claim_seconds
+        self.lane_batch = max(
+            1, min(batch_size or dispatch.batch_size, math.ceil(self.rate * self.claim_seconds))
+        )
         self._slots = asyncio.Semaphore(concurrency)
         self._stopping = asyncio.Event()
+        bind = getattr(sessions, "kw", {}).get("bind")
+        single_writer = bind is None or bind.dialect.name == "sqlite"
+        # SQLite: one claimer/writer at a time (reads run beside it: WAL). PostgreSQL: a few.
+        self._single_writer = single_writer
+        self._database = asyncio.Semaphore(1 if single_writer else PG_DATABASE_TURNS)
+        self.lanes: dict[int, asyncio.Task[None]] = {}
+        self.claims: list[tuple[int, int, float]] = []  # (shop, rows, monotonic): last claims
 
     # ------------------------------------------------------------------------ running
 
@@ -155,62 +191,197 @@ class Courier:
         return queue
 
     async def drain(self, *, max_cycles: int | None = None) -> RunCounts:
-        """Run cycles until one finds nothing due (or `max_cycles` ran); return the totals."""
-        total = RunCounts()
-        cycles = 0
-        while max_cycles is None or cycles < max_cycles:
-            counts = await self.run_once()
-            cycles += 1
-            total.add(counts)
-            if counts.claimed == 0 or self._stopping.is_set():
-                break
-        return total
+        """Send until nothing is due (every bot in its lane); return the totals.
+
+        With `max_cycles`, run that many `run_once` cycles at most instead (one claim each).
+        """
+        if max_cycles is not None:
+            total = RunCounts()
+            for _ in range(max_cycles):
+                counts = await self.run_once()
+                total.add(counts)
+                if counts.claimed == 0 or self._stopping.is_set():
+                    break
+            return total
+        return await self._fleet(until_idle=True)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; a batch in hand is finished or handed back first."""
+        """Deliver until `stop` is set; batches in hand are finished or handed back first."""
         self._stopping = stop
         await self.recover()
+        await self._fleet(until_idle=False)
+
+    # -------------------------------------------------------------------------- lanes
+
+    async def _fleet(self, *, until_idle: bool) -> RunCounts:
+        """Run a lane per bot with due rows; find new ones every poll interval."""
+        total = RunCounts()
+        recorder = _Recorder(self, total)
         last_recover = last_gauges = time.monotonic()
-        while not stop.is_set():
-            try:
-                counts = await self.run_once()
-            except Exception:  # keep delivering after a database hiccup; the rows are safe
-                log.exception("outbox cycle failed")
-                counts = RunCounts()
-            now = time.monotonic()
-            try:
-                if now - last_recover >= self.recover_every:
-                    last_recover = now
-                    await self.recover()
-                if now - last_gauges >= self.gauges_every:
-                    last_gauges = now
-                    await self.refresh_gauges()
-            except Exception:
-                log.exception("outbox housekeeping failed")
-            if counts.claimed < self.batch_size:
+        lanes = self.lanes
+        try:
+            while not self._stopping.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
+                    async with self.sessions() as session:
+                        waiting = await store.due_shops(session=session, now=self.clock.now())
+                except Exception:  # the database may be away a while; the rows are safe
+                    log.exception("looking for due rows failed")
+                    waiting = []
+                for shop_id in waiting:
+                    if shop_id not in lanes:
+                        lanes[shop_id] = asyncio.create_task(
+                            self._lane(shop_id, total, recorder), name=f"nudge-lane-{shop_id}"
+                        )
+                if until_idle and not lanes:
+                    break
+                if not until_idle:
+                    now = time.monotonic()
+                    try:
+                        if now - last_recover >= self.recover_every:
+                            last_recover = now
+                            await self.recover()
+                        if now - last_gauges >= self.gauges_every:
+                            last_gauges = now
+                            await self.refresh_gauges()
+                    except Exception:
+                        log.exception("outbox housekeeping failed")
+                stopping = asyncio.ensure_future(self._stopping.wait())
+                try:
+                    await asyncio.wait(
+                        [stopping, *lanes.values()],
+                        timeout=None if until_idle else self.poll_interval,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    stopping.cancel()
+                self._reap(lanes)
+        finally:
+            if lanes:
+                await asyncio.wait(list(lanes.values()))
+                self._reap(lanes)
+            await recorder.close()
+        return total
+
+    @staticmethod
+    def _reap(lanes: dict[int, asyncio.Task[None]]) -> None:
+        for shop_id, task in list(lanes.items()):
+            if task.done():
+                del lanes[shop_id]
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("lane of shop %s failed", shop_id, exc_info=task.exception())
+
+    async def _lane(self, shop_id: int, total: RunCounts, recorder: _Recorder) -> None:
+        """Send one bot's due rows at its rate: claim, and claim again before running dry."""
+        lane = _Lane(shop_id)
+        upcoming: asyncio.Task[_Batch] | None = asyncio.create_task(
+            self._take(shop_id, self.lane_batch)
+        )
+        try:
+            while upcoming is not None:
+                batch = await upcoming
+                upcoming = None
+                if not batch.rows:
+                    break
+                total.claimed += len(batch.rows)
+                self._count(total, batch.early, batch.rows)
+                progress = _Progress(len(batch.plans))
+                by_customer: dict[int, list[_Plan]] = {}
+                for plan in batch.plans:
+                    by_customer.setdefault(plan.row.customer_id, []).append(plan)
+                for customer_id, plans in by_customer.items():
+                    after = lane.tails.get(customer_id)
+                    task = asyncio.create_task(
+                        self._lane_deliver(lane, plans, after, progress, total, recorder)
+                    )
+                    lane.sending.add(task)
+                    lane.tails[customer_id] = task
+                    task.add_done_callback(lane.forget(customer_id))
+                # The next claim is ready before this one runs dry: half of it out is the cue.
+                await progress.halfway.wait()
+                if self._stopping.is_set():
+                    break
+                upcoming = asyncio.create_task(self._take(shop_id, self.lane_batch))
+        finally:
+            if upcoming is not None:  # a claim made ahead and not sent: hand it back
+                await asyncio.wait([upcoming])
+                if not upcoming.cancelled() and upcoming.exception() is None:
+                    left = [plan.row for plan in upcoming.result().plans]
+                    if left:
+                        await self._release(left, self.clock.now())
+            if lane.sending:
+                await asyncio.wait(list(lane.sending))
+
+    async def _lane_deliver(
+        self,
+        lane: _Lane,
+        plans: list[_Plan],
+        after: asyncio.Task[None] | None,
+        progress: _Progress,
+        total: RunCounts,
+        recorder: _Recorder,
+    ) -> None:
+        """Send one customer's rows of a batch in order, after their rows of earlier batches."""
+        try:
+            if after is not None and not after.done():
+                await asyncio.wait([after])
+            for plan in plans:
+                if plan.row.customer_id in lane.unreachable:
+                    outcome, delivery = _skip(plan.row, "unreachable"), None
+                else:
+                    try:
+                        outcome, delivery = await self._deliver(plan, slot=False)
+                    except Exception as exc:  # never leave a row unaccounted for
+                        log.exception("delivering outbox row %s failed", plan.row.id)
+                        outcome = _fail(plan.row, f"{type(exc).__name__}: {exc}")
+                        delivery = None
+                    if delivery is not None and delivery.status is DeliveryStatus.UNREACHABLE:
+                        lane.unreachable.add(plan.row.customer_id)
+                self._count(total, [outcome], [])
+                recorder.add((plan, outcome, delivery))
+                progress.advance()
+        finally:
+            lane.sending.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------------- one cycle
 
     async def run_once(self) -> RunCounts:
-        """Claim one batch of due rows, deliver it and record what happened."""
-        return await self._send(await self._take())
+        """Claim one batch of due rows (any shop), deliver it and record what happened."""
+        return await self._send(await self._take(None, self.batch_size))
 
-    async def _take(self) -> _Batch:
+    async def _take(self, shop_id: int | None, limit: int) -> _Batch:
         """Claim a batch, decide and render it, and write what will not be sent now."""
         now = self.clock.now()
-        async with transaction(self.sessions) as session:
-            rows = await store.claim_due(session=session, now=now, limit=self.batch_size)
+        async with self._database:
+            async with transaction(self.sessions) as session:
+                rows = await store.claim_due(
+                    session=session, now=now, limit=limit, shop_id=shop_id
+                )
+        if shop_id is not None:
+            self.claims.append((shop_id, len(rows), time.monotonic()))
+            del self.claims[:-1000]
         if not rows:
             return _Batch([], [], [])
+        if self._single_writer:  # reads need no turn on SQLite (WAL); the writes take one
+            return await self._prepared(rows, now)
+        async with self._database:
+            return await self._prepared(rows, now)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[None]:
+        """Take the single writer's turn on SQLite (PostgreSQL callers hold a turn already)."""
+        if self._single_writer:
+            async with self._database:
+                yield
+        else:
+            yield
+
+    async def _prepared(self, rows: list[Outbox], now: datetime) -> _Batch:
         try:
             plans, early = await self._prepare(rows, now)
             if early:
-                async with transaction(self.sessions) as session:
-                    await store.record_outcomes(session=session, outcomes=early, now=now)
+                async with self._writing():
+                    async with transaction(self.sessions) as session:
+                        await store.record_outcomes(session=session, outcomes=early, now=now)
         except Exception:
             # Nothing has left yet: hand the batch back rather than let it become unknown.
             await self._release(rows, now)
@@ -240,7 +411,7 @@ class Courier:
         """Write what the sends came to; retry a few times, as the messages are already out."""
         for attempt in range(3):
             try:
-                async with transaction(self.sessions) as session:
+                async with self._database, transaction(self.sessions) as session:
                     await store.record_outcomes(
                         session=session, outcomes=[o for _, o, _ in results], now=now
                     )
@@ -264,7 +435,7 @@ class Courier:
 
     async def _release(self, rows: list[Outbox], now: datetime) -> None:
         try:
-            async with transaction(self.sessions) as session:
+            async with self._writing(), transaction(self.sessions) as session:
                 await store.record_outcomes(
                     session=session, outcomes=[_postpone(r, now, None) for r in rows], now=now
                 )
@@ -289,15 +460,20 @@ class Courier:
             shop_settings = {
                 shop_id: load_shop_settings(s.settings) for shop_id, s in shops.items()
             }
-            promo_customers = {r.customer_id for r in rows if r.lane == Lane.PROMO}
             recent: dict[int, list[datetime]] = {}
-            if promo_customers:
-                longest = max(s.frequency_window for s in shop_settings.values())
-                recent = await store.recent_promo_sends(
-                    session=session,
-                    customer_ids=promo_customers,
-                    since=now - longest,
-                    exclude_ids=[r.id for r in rows if r.id is not None],
+            promo_shops: dict[int, set[int]] = {}
+            for r in rows:
+                if r.lane == Lane.PROMO:
+                    promo_shops.setdefault(r.shop_id, set()).add(r.customer_id)
+            for shop_id, promo_customers in promo_shops.items():
+                recent.update(
+                    await store.recent_promo_sends(
+                        session=session,
+                        shop_id=shop_id,
+                        customer_ids=promo_customers,
+                        since=now - shop_settings[shop_id].frequency_window,
+                        exclude_ids=[r.id for r in rows if r.id is not None],
+                    )
                 )
             for row in rows:
                 shop = shops[row.shop_id]
@@ -376,9 +552,11 @@ class Courier:
             results.append((plan, outcome, delivery))
         return results
 
-    async def _deliver(self, plan: _Plan) -> tuple[store.Outcome, Delivery | None]:
+    async def _deliver(
+        self, plan: _Plan, *, slot: bool = True
+    ) -> tuple[store.Outcome, Delivery | None]:
         row = plan.row
-        async with self._slots:
+        async with self._slots if slot else contextlib.nullcontext():
             if self._stopping.is_set():
                 return _postpone(row, self.clock.now(), None), None
             try:
@@ -405,7 +583,16 @@ class Courier:
         elif delivery.status is DeliveryStatus.UNREACHABLE:
             metrics.OUTBOX_BLOCKED.labels(channel).inc()
             outcome = store.Outcome(row.id, OutboxState.BLOCKED, error=delivery.error)  # type: ignore[arg-type]
-        elif delivery.status is DeliveryStatus.RETRY and row.attempts < self.max_attempts:
+        elif delivery.status is DeliveryStatus.UNKNOWN and not (
+            row.at_least_once and row.attempts < self.max_attempts
+        ):
+            # No answer in time: it may have arrived, and Telegram has no idempotency key.
+            metrics.OUTBOX_UNKNOWN.inc()
+            outcome = store.Outcome(row.id, OutboxState.UNKNOWN, error=delivery.error)  # type: ignore[arg-type]
+        elif (
+            delivery.status in (DeliveryStatus.RETRY, DeliveryStatus.UNKNOWN)
+            and row.attempts < self.max_attempts
+        ):
             metrics.OUTBOX_RETRIED.labels(channel, lane).inc()
             outcome = store.Outcome(
                 row.id,  # type: ignore[arg-type]
@@ -435,6 +622,8 @@ class Courier:
                 counts.blocked += 1
             elif outcome.state is OutboxState.FAILED:
                 counts.failed += 1
+            elif outcome.state is OutboxState.UNKNOWN:
+                counts.unknown += 1
             elif outcome.release_attempt and outcome.skip_reason is None:
                 counts.released += 1
             elif outcome.release_attempt:
@@ -442,6 +631,89 @@ class Courier:
                 metrics.OUTBOX_POSTPONED.labels(outcome.skip_reason).inc()
             else:
                 counts.retried += 1
+
+
+class _Lane:
+    """What one bot's lane keeps between batches: each customer's last send, who is gone."""
+
+    __slots__ = ("sending", "shop_id", "tails", "unreachable")
+
+    def __init__(self, shop_id: int) -> None:
+        self.shop_id = shop_id
+        self.tails: dict[int, asyncio.Task[None]] = {}
+        self.sending: set[asyncio.Task[None]] = set()
+        self.unreachable: set[int] = set()
+
+    def forget(self, customer_id: int) -> Callable[[asyncio.Task[None]], None]:
+        """Return a callback that drops the customer's tail once it is this finished task."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self.tails.get(customer_id) is task:
+                del self.tails[customer_id]
+
+        return done
+
+
+class _Progress:
+    """How much of a batch went out; `halfway` is set once half of it did (or it is empty)."""
+
+    __slots__ = ("done", "halfway", "total")
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+        self.halfway = asyncio.Event()
+        if total <= 1:
+            self.halfway.set()
+
+    def advance(self) -> None:
+        """Count one row of the batch as finished."""
+        self.done += 1
+        if self.done * 2 >= self.total:
+            self.halfway.set()
+
+
+class _Recorder:
+    """Writes the lanes' outcomes together, a few times a second, in one transaction."""
+
+    def __init__(self, courier: Courier, total: RunCounts) -> None:
+        self.courier = courier
+        self.total = total
+        self.pending: list[tuple[_Plan, store.Outcome, Delivery | None]] = []
+        self.wake = asyncio.Event()
+        self.closing = False
+        self.task = asyncio.create_task(self._run(), name="nudge-outcomes")
+
+    def add(self, result: tuple[_Plan, store.Outcome, Delivery | None]) -> None:
+        """Queue one row's outcome for the next write."""
+        self.pending.append(result)
+        if len(self.pending) >= RECORD_AT:
+            self.wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), RECORD_EVERY)
+            self.wake.clear()
+            await self.flush()
+            if self.closing and not self.pending:
+                return
+
+    async def flush(self) -> None:
+        """Write what is pending (the rows stay `sending`, later `unknown`, if it fails)."""
+        results, self.pending = self.pending, []
+        if not results:
+            return
+        try:
+            await self.courier._record(results, self.courier.clock.now())
+        except Exception:
+            log.exception("could not record %d outcomes", len(results))
+
+    async def close(self) -> None:
+        """Write the last outcomes and stop."""
+        self.closing = True
+        self.wake.set()
+        await self.task
 
 
 def _skip(row: Outbox, reason: str) -> store.Outcome:
@@ -469,14 +741,17 @@ def _postpone(row: Outbox, until: datetime, reason: str | None) -> store.Outcome
 
 def courier_for(services: Services) -> Courier:
     """Build the Courier that sends through the service's bots within the configured rates."""
-    from bot.delivery.channels.telegram import TelegramChannel
+    from bot.delivery.channels.telegram import channel_for
     from bot.delivery.limiter import SlidingWindowLimiter
 
     dispatch = services.settings.dispatch
-    limiter = SlidingWindowLimiter(dispatch.rate_per_second, dispatch.per_chat_per_second)
+    # the Redis limiter (shared by every instance) when NUDGE_REDIS_URL is set
+    limiter = getattr(services, "limiter", None) or SlidingWindowLimiter(
+        dispatch.rate_per_second, dispatch.per_chat_per_second
+    )
     return Courier(
         sessions=services.sessions,
-        channel=TelegramChannel(services.bots, limiter),
+        channel=channel_for(services.bots, limiter, services.settings),
         clock=services.clock,
         settings=services.settings,
     )

@@ -1,7 +1,9 @@
 """Telegram's flood control: per-bot, per-chat and per-group send limits, and send statistics.
 
 Limits are checked against the injected clock. Every accepted send is also recorded so tests can
-ask for the most sends that fell into any one-second window, per bot and per chat.
+ask for the most sends that fell into any one-second window, per bot and per chat. Every send
+request that arrives, accepted or refused, is counted too (`arrived`, `arrivals`): the rate a
+sender really achieved at the receiver, in any rolling second.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bot.sandbox.errors import too_many_requests
+
+ARRIVALS_KEPT = 200_000  # the newest send arrivals kept per bot, with their chat
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,13 @@ class SendLimiter:
         self._groups: dict[int, deque[float]] = {}
         self.sent = SendWindow()
         self.sent_per_chat: dict[int, SendWindow] = {}
+        self.arrived = SendWindow()
+        self.arrivals: deque[tuple[float, int]] = deque(maxlen=ARRIVALS_KEPT)
 
     def acquire(self, chat_id: int, *, is_group: bool, now: float) -> None:
         """Record a send to `chat_id` at `now`, or raise a 429 ApiError past a limit."""
+        self.arrived.add(now)
+        self.arrivals.append((now, chat_id))
         limits = self.limits
         if limits.per_bot_per_second is not None:
             window = self._bot_window
@@ -126,3 +134,5 @@ class SendLimiter:
         self._groups.clear()
         self.sent = SendWindow()
         self.sent_per_chat.clear()
+        self.arrived = SendWindow()
+        self.arrivals.clear()

@@ -221,27 +221,12 @@ async def list_outbox(
 # ------------------------------------------------------------------------------ claiming
 
 
-async def claim_due(
-    *, session: AsyncSession, now: datetime, limit: int, shop_id: int | None = None
-) -> list[Outbox]:
-    """Move up to `limit` due rows to `sending` and return them, transactional lane first.
+def _eligible(now: datetime) -> ColumnElement[bool]:
+    return or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now)  # type: ignore[union-attr]
 
-    On PostgreSQL the rows are locked with FOR UPDATE SKIP LOCKED, so several dispatchers can
-    claim at once without taking the same row; SQLite has one writer at a time anyway.
-    """
-    due = select(Outbox.id).where(
-        Outbox.state == OutboxState.SCHEDULED,
-        Outbox.due_at <= now,
-        or_(Outbox.next_attempt_at.is_(None), Outbox.next_attempt_at <= now),  # type: ignore[union-attr]
-    )
-    if shop_id is not None:
-        due = due.where(Outbox.shop_id == shop_id)
-    due = (
-        due.order_by(Outbox.priority, Outbox.due_at, Outbox.id)  # type: ignore[arg-type]
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    statement = (
+
+def _claim(due: Any, now: datetime) -> Any:
+    return (
         update(Outbox)
         .where(Outbox.id.in_(due.scalar_subquery()))  # type: ignore[union-attr]
         .values(
@@ -253,9 +238,88 @@ async def claim_due(
         .returning(Outbox)
         .execution_options(synchronize_session=False)
     )
-    rows = list((await session.scalars(statement)).all())
+
+
+async def claim_due(
+    *, session: AsyncSession, now: datetime, limit: int, shop_id: int | None = None
+) -> list[Outbox]:
+    """Move up to `limit` due rows to `sending` and return them, transactional lane first.
+
+    On PostgreSQL the rows are locked with FOR UPDATE SKIP LOCKED, so several dispatchers can
+    claim at once without taking the same row; SQLite has one writer at a time anyway.
+
+    With `shop_id` (one bot's lane) the claim reads one lane after another, each an exact
+    range of `ix_outbox_shop_claim` (shop, state, priority, due_at, id) already in claim
+    order: its cost does not grow with the backlog, nor with rows due later.
+    """
+    if shop_id is not None:
+        return await _claim_shop(session, now, limit, shop_id)
+    due = (
+        select(Outbox.id)
+        .where(Outbox.state == OutboxState.SCHEDULED, Outbox.due_at <= now, _eligible(now))
+        .order_by(Outbox.priority, Outbox.due_at, Outbox.id)  # type: ignore[arg-type]
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = list((await session.scalars(_claim(due, now))).all())
     rows.sort(key=lambda row: (row.priority, row.due_at, row.id))
     return rows
+
+
+async def _claim_shop(
+    session: AsyncSession, now: datetime, limit: int, shop_id: int
+) -> list[Outbox]:
+    rows: list[Outbox] = []
+    for priority in sorted(set(LANE_PRIORITY.values())):
+        wanted = limit - len(rows)
+        if wanted <= 0:
+            break
+        due = (
+            select(Outbox.id)
+            .where(
+                Outbox.shop_id == shop_id,
+                Outbox.state == OutboxState.SCHEDULED,
+                Outbox.priority == priority,
+                Outbox.due_at <= now,
+                _eligible(now),
+            )
+            .order_by(Outbox.due_at, Outbox.id)  # type: ignore[arg-type]
+            .limit(wanted)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = list((await session.scalars(_claim(due, now))).all())
+        claimed.sort(key=lambda row: (row.due_at, row.id))
+        rows.extend(claimed)
+    return rows
+
+
+async def due_shops(
+    *, session: AsyncSession, now: datetime, shop_ids: Iterable[int] | None = None
+) -> list[int]:
+    """Return the shops that have rows due now (one index probe per shop and lane).
+
+    `shop_ids` limits the question to those shops (the ones without a running lane).
+    """
+    probes = []
+    for priority in sorted(set(LANE_PRIORITY.values())):
+        probes.append(
+            select(Outbox.id)
+            .where(
+                Outbox.shop_id == Shop.id,
+                Outbox.state == OutboxState.SCHEDULED,
+                Outbox.priority == priority,
+                Outbox.due_at <= now,
+                _eligible(now),
+            )
+            .exists()
+        )
+    query = select(Shop.id).where(or_(*probes)).order_by(Shop.id)
+    if shop_ids is not None:
+        wanted = sorted(set(shop_ids))
+        if not wanted:
+            return []
+        query = query.where(Shop.id.in_(wanted))  # type: ignore[union-attr]
+    return [shop_id for shop_id in await session.scalars(query) if shop_id is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,41 +541,55 @@ async def customers_by_id(
 async def excluded_topics(
     *, session: AsyncSession, keys: Iterable[tuple[int, int, str]]
 ) -> set[tuple[int, int, str]]:
-    """Return which (shop_id, customer_id, topic) triples the customer said "not interested" to."""
+    """Return which (shop_id, customer_id, topic) triples the customer said "not interested" to.
+
+    Read per shop and customer (`uq_exclusions_customer_topic`), never across shops.
+    """
     wanted = set(keys)
     if not wanted:
         return set()
-    customer_ids = sorted({customer_id for _, customer_id, _ in wanted})
+    by_shop: dict[int, set[int]] = defaultdict(set)
+    for shop_id, customer_id, _ in wanted:
+        by_shop[shop_id].add(customer_id)
     topics = sorted({topic for _, _, topic in wanted})
     found: set[tuple[int, int, str]] = set()
-    for start in range(0, len(customer_ids), _CHUNK):
-        query = select(Exclusion.shop_id, Exclusion.customer_id, Exclusion.topic).where(
-            Exclusion.customer_id.in_(customer_ids[start : start + _CHUNK]),  # type: ignore[attr-defined]
-            Exclusion.topic.in_(topics),  # type: ignore[attr-defined]
-        )
-        for shop_id, customer_id, topic in await session.execute(query):
-            if (shop_id, customer_id, topic) in wanted:
-                found.add((shop_id, customer_id, topic))
+    for shop_id, customers in sorted(by_shop.items()):
+        customer_ids = sorted(customers)
+        for start in range(0, len(customer_ids), _CHUNK):
+            query = select(Exclusion.shop_id, Exclusion.customer_id, Exclusion.topic).where(
+                Exclusion.shop_id == shop_id,
+                Exclusion.customer_id.in_(customer_ids[start : start + _CHUNK]),  # type: ignore[attr-defined]
+                Exclusion.topic.in_(topics),  # type: ignore[attr-defined]
+            )
+            for row_shop, customer_id, topic in await session.execute(query):
+                if (row_shop, customer_id, topic) in wanted:
+                    found.add((row_shop, customer_id, topic))
     return found
 
 
 async def recent_promo_sends(
     *,
     session: AsyncSession,
+    shop_id: int,
     customer_ids: Iterable[int],
     since: datetime,
     exclude_ids: Iterable[int] = (),
 ) -> dict[int, list[datetime]]:
-    """Return, per customer, when promo messages went out (or may have) after `since`."""
+    """Return, per customer of the shop, when promo messages went out (or may have) after `since`.
+
+    Read by shop and customer (`ix_outbox_customer_state`): the cost follows those customers'
+    rows, not the whole send history.
+    """
     ids = sorted(set(customer_ids))
     skip = set(exclude_ids)
     moment = func.coalesce(Outbox.sent_at, Outbox.claimed_at)
     found: dict[int, list[datetime]] = defaultdict(list)
     for start in range(0, len(ids), _CHUNK):
         query = select(Outbox.id, Outbox.customer_id, Outbox.sent_at, Outbox.claimed_at).where(
+            Outbox.shop_id == shop_id,
             Outbox.customer_id.in_(ids[start : start + _CHUNK]),  # type: ignore[attr-defined]
-            Outbox.lane == Lane.PROMO,
             Outbox.state.in_(_COUNTED_STATES),  # type: ignore[attr-defined]
+            Outbox.lane == Lane.PROMO,
             moment > since,
         )
         for outbox_id, customer_id, sent_at, claimed_at in await session.execute(query):
@@ -599,6 +677,7 @@ __all__ = [
     "cancel_by_topic",
     "claim_due",
     "customers_by_id",
+    "due_shops",
     "excluded_topics",
     "get_outbox",
     "list_outbox",

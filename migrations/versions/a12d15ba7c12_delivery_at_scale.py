@@ -19,7 +19,15 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     """Upgrade schema."""
+    # One bot's claim reads (shop, scheduled, lane) ranges in (due_at, id) order.
+    op.create_index(
+        "ix_outbox_shop_claim",
+        "outbox",
+        ["shop_id", "state", "priority", "due_at", "id", "next_attempt_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_index("ix_outbox_shop_claim", table_name="outbox")

@@ -20,6 +20,7 @@ class DeliveryStatus(StrEnum):
     UNREACHABLE = "unreachable"  # blocked the bot, account deleted, chat gone
     RETRY = "retry"  # transient: server error, timeout, network; try again later
     FAILED = "failed"  # permanent for this message: bad request, too large, …
+    UNKNOWN = "unknown"  # no answer in time after the request left: it may have arrived
 
 
 @dataclass(frozen=True, slots=True)

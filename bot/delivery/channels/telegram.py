@@ -6,14 +6,24 @@ exception: a 400 whose description says "chat not found" means the chat is gone.
 - 429 `TelegramRetryAfter`: the whole bot pauses for retry_after, then the send is retried;
 - 403 `TelegramForbiddenError` (blocked, deactivated, kicked) and 400 chat not found:
   the customer is unreachable;
-- 5xx, timeouts and network errors: retry later;
+- 5xx and network errors: retry later;
+- no answer within `request_timeout` (or the session's timeout): unknown, since the message
+  may have arrived (Telegram has no idempotency key); a hung request costs its own row only;
 - any other 400 (and other API errors): failed for good, with the error.
+
+Each bot has at most its rate times `BOT_IN_FLIGHT_SECONDS` sends unanswered (taken before the
+limiter's grant), so a stall on Telegram's side cannot pile up a bot's sends to arrive at once.
+At most `max_in_flight` requests are out at once over all bots. A send takes its slot only
+after the limiter granted it, so waiting for the rate never holds a connection; the bots' HTTP
+pool is sized for the cap (`BotPool(connections=...)`), so a granted request never queues for
+a connection either (which would bunch sends and break the rate at the receiver).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +52,10 @@ from bot.telegram import BotPool
 log = logging.getLogger(__name__)
 
 CHAT_NOT_FOUND = "chat not found"
+DEFAULT_MAX_IN_FLIGHT = 256
+DEFAULT_REQUEST_TIMEOUT = 10.0  # seconds; Telegram answers in tens of milliseconds
+BOT_IN_FLIGHT_SECONDS = 0.25  # one bot's unanswered sends: its rate times this (4 at least)
+BOT_IN_FLIGHT_MIN = 4
 
 # aiogram parses every answer as `Response[Message]`; pydantic keeps parametrized generics in a
 # weak cache, so under allocation pressure the class is collected and rebuilt (about 10 ms each
@@ -84,11 +98,19 @@ class TelegramChannel:
         *,
         max_flood_waits: int = 5,
         owns_bots: bool = False,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.bots = bots
         self.limiter = limiter
         self.max_flood_waits = max_flood_waits
         self._owns_bots = owns_bots
+        self.max_in_flight = max_in_flight
+        self.request_timeout = request_timeout
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._observe = getattr(limiter, "observe", None)
+        self._per_bot: dict[str, asyncio.Semaphore] = {}
+        self.in_flight = 0  # requests out now (for tests and gauges)
 
     async def send(self, *, sender: str, recipient: int, message: Rendered) -> Delivery:
         """Send one message; wait out 429s by pausing the bot; classify every other error."""
@@ -97,23 +119,45 @@ class TelegramChannel:
         markup = keyboard(message.buttons)
         floods = 0
         while True:
-            await self.limiter.acquire(key, recipient)
-            started = time.perf_counter()
-            try:
-                message_id = await self._request(bot, recipient, message, markup)
-            except TelegramRetryAfter as exc:
-                metrics.TELEGRAM_RETRY_AFTER.inc()
-                self.limiter.pause(key, exc.retry_after)
-                floods += 1
-                log.warning("bot %s: 429, pausing %ss", key, exc.retry_after)
-                if floods > self.max_flood_waits:
-                    return self._answer(DeliveryStatus.RETRY, exc, sender, started)
-                continue
-            except Exception as exc:  # classified below; anything unexpected fails the row
-                return self._answer(_classify(exc), exc, sender, started)
+            async with self._bot_slots(key):
+                await self.limiter.acquire(key, recipient)
+                started = time.perf_counter()
+                try:
+                    async with self._in_flight:
+                        self.in_flight += 1
+                        try:
+                            async with asyncio.timeout(self.request_timeout):
+                                message_id = await self._request(bot, recipient, message, markup)
+                        finally:
+                            self.in_flight -= 1
+                    if self._observe is not None:  # answered late: it may have arrived late
+                        self._observe(key, time.perf_counter() - started)
+                except TelegramRetryAfter as exc:
+                    metrics.TELEGRAM_RETRY_AFTER.inc()
+                    self.limiter.pause(key, exc.retry_after)
+                    floods += 1
+                    log.warning("bot %s: 429, pausing %ss", key, exc.retry_after)
+                    if floods > self.max_flood_waits:
+                        return self._answer(DeliveryStatus.RETRY, exc, sender, started)
+                    continue
+                except Exception as exc:  # classified below; anything unexpected fails the row
+                    return self._answer(_classify(exc), exc, sender, started)
             seconds = time.perf_counter() - started
             metrics.SEND_LATENCY.labels(self.name).observe(seconds)
             return Delivery(DeliveryStatus.SENT, message_id=message_id, seconds=seconds)
+
+    def _bot_slots(self, key: str) -> asyncio.Semaphore:
+        """Return the bot's own cap on unanswered sends, taken before the limiter's grant.
+
+        While Telegram (or the way there) holds a bot's sends, no more are granted: a stall on
+        the far side cannot pile up more than this many, to arrive there all at once.
+        """
+        slots = self._per_bot.get(key)
+        if slots is None:
+            rate = getattr(self.limiter, "rate", None) or 30.0
+            size = max(BOT_IN_FLIGHT_MIN, math.ceil(rate * BOT_IN_FLIGHT_SECONDS))
+            slots = self._per_bot[key] = asyncio.Semaphore(min(size, self.max_in_flight))
+        return slots
 
     async def _request(
         self, bot: Bot, chat_id: int, message: Rendered, markup: InlineKeyboardMarkup | None
@@ -142,7 +186,30 @@ class TelegramChannel:
             await self.bots.close()
 
 
+def channel_for(
+    bots: BotPool, limiter: RateLimiter, settings: Any, *, owns_bots: bool = False
+) -> TelegramChannel:
+    """Build the channel with the configured cap on requests in flight and request timeout."""
+    dispatch = settings.dispatch
+    return TelegramChannel(
+        bots,
+        limiter,
+        owns_bots=owns_bots,
+        max_in_flight=dispatch.max_in_flight,
+        request_timeout=dispatch.request_timeout,
+    )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Tell a timeout (ours, or aiogram's, which wraps the TimeoutError) from other errors."""
+    if isinstance(exc, TimeoutError):
+        return True
+    return isinstance(exc, TelegramNetworkError) and isinstance(exc.__context__, TimeoutError)
+
+
 def _classify(exc: BaseException) -> DeliveryStatus:
+    if _timed_out(exc):
+        return DeliveryStatus.UNKNOWN
     if isinstance(exc, TelegramForbiddenError):
         return DeliveryStatus.UNREACHABLE
     if isinstance(exc, TelegramBadRequest | TelegramNotFound):
@@ -153,14 +220,17 @@ def _classify(exc: BaseException) -> DeliveryStatus:
         return DeliveryStatus.FAILED
     if isinstance(
         exc,
-        TelegramServerError
-        | TelegramNetworkError
-        | TelegramUnauthorizedError
-        | asyncio.TimeoutError
-        | ConnectionError,
+        TelegramServerError | TelegramNetworkError | TelegramUnauthorizedError | ConnectionError,
     ):
         return DeliveryStatus.RETRY
     return DeliveryStatus.FAILED
 
 
-__all__ = ["TelegramChannel", "bot_id", "keyboard"]
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "TelegramChannel",
+    "bot_id",
+    "channel_for",
+    "keyboard",
+]
