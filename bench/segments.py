@@ -12,7 +12,12 @@ and reports peak RSS of this process. Targets (issue #13): refresh <= 60 s on Po
 the count <= 2 s on PostgreSQL and <= 6 s on SQLite; peak RSS < 300 MB.
 
     .venv/bin/python bench/segments.py [--customers 1000000] [--orders 5000000]
-        [--backends sqlite,postgresql] [--pg-url URL]
+        [--backends sqlite,postgresql] [--pg-url URL] [--reuse] [--counts 5]
+
+`--reuse` keeps the generated shop between runs (PostgreSQL database `nudge_bench_segments`,
+SQLite file /tmp/nudge_bench_segments.db; `--pg-db`, `--sqlite-file` name others): a later run
+with the same sizes and schema skips the generation, empties the metrics and stage events and
+builds any index the schema gained, so every run times the same first whole-shop refresh.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import argparse
 import asyncio
 import os
 import resource
+import statistics
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +48,31 @@ SEGMENT = {
     ]
 }
 TARGETS = {"postgresql": {"refresh": 60.0, "count": 2.0}, "sqlite": {"count": 6.0}}
+
+
+def cpu_s(backend_pid: int | None) -> float:
+    """CPU seconds used so far by the database work: the PostgreSQL backend serving this
+    session (read from /proc; parallel workers not included), or this process for SQLite.
+
+    On a loaded machine this shows what the work costs apart from waiting for a core.
+    """
+    if backend_pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    try:
+        fields = Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def backend_pid(session) -> int | None:
+    """Return the PostgreSQL backend's process id (None on SQLite)."""
+    from sqlalchemy import text
+
+    if session.bind.dialect.name != "postgresql":
+        return None
+    return int(await session.scalar(text("SELECT pg_backend_pid()")))
 
 
 def peak_rss_mb() -> float:
@@ -117,18 +148,121 @@ async def fill(engine, customers: int, orders: int) -> float:
         for statement in PG_FILL if postgres else SQLITE_FILL:
             params = {"now": now, "customers": customers, "orders": orders}
             await conn.execute(text(statement), params)
-    async with engine.connect() as conn:
-        if postgres:
-            await conn.execute(text("COMMIT"))
-            await conn.execute(text("ANALYZE"))
-        else:
-            await conn.execute(text("ANALYZE"))
-            await conn.commit()
+    await analyze(engine)
     return time.perf_counter() - started
 
 
-async def measure(url: str, customers: int, orders: int) -> dict[str, float]:
-    """Build the schema, fill it, time the refresh and the segment count."""
+async def generated(engine, customers: int, orders: int) -> bool:
+    """Return whether the database holds this benchmark's shop at these sizes and schema."""
+    from sqlalchemy import inspect, text
+    from sqlmodel import SQLModel
+
+    def schema_matches(conn) -> bool:
+        """Add tables and nullable columns the models gained; False if more is needed."""
+        found = inspect(conn)
+        SQLModel.metadata.create_all(conn)  # tables the models gained since
+        for table in SQLModel.metadata.sorted_tables:
+            have = {column["name"] for column in found.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                if not column.nullable:
+                    return False
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+        return True
+
+    async with engine.begin() as conn:
+        if not await conn.run_sync(schema_matches):
+            return False
+        sizes = (
+            await conn.execute(
+                text(
+                    "SELECT (SELECT count(*) FROM customers WHERE shop_id = 1),"
+                    " (SELECT count(*) FROM orders WHERE shop_id = 1),"
+                    " (SELECT count(*) FROM order_items WHERE shop_id = 1)"
+                )
+            )
+        ).one()
+    return tuple(sizes) == (customers, orders, orders)
+
+
+async def reset(engine) -> None:
+    """Forget the last run's metrics and stage events; build indexes the schema gained."""
+    from sqlalchemy import text
+    from sqlmodel import SQLModel
+
+    def add_indexes(conn) -> None:
+        for table in SQLModel.metadata.sorted_tables:
+            for index in table.indexes:
+                index.create(conn, checkfirst=True)
+
+    postgres = engine.dialect.name == "postgresql"
+    async with engine.begin() as conn:
+        if postgres:
+            await conn.execute(text("TRUNCATE customer_metrics, customer_events"))
+        else:
+            await conn.execute(text("DELETE FROM customer_metrics"))
+            await conn.execute(text("DELETE FROM customer_events"))
+        await conn.execute(text("UPDATE shops SET median_interval_days = NULL"))
+        await conn.run_sync(add_indexes)
+        if postgres:
+            from bot.models import ORDER_ITEM_CATEGORY_STATISTICS
+
+            await conn.execute(text(ORDER_ITEM_CATEGORY_STATISTICS))
+    await analyze(engine)
+
+
+async def analyze(engine, table: str = "") -> None:
+    """Refresh the planner's statistics (outside a transaction on PostgreSQL)."""
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            await conn.execute(text("COMMIT"))
+            await conn.execute(text(f"VACUUM ANALYZE {table}".strip()))
+        else:
+            await conn.execute(text(f"ANALYZE {table}".strip()))
+            await conn.commit()
+
+
+async def explain(engine, sessions) -> None:
+    """Print the plan of the segment count (with timings on PostgreSQL)."""
+    from sqlalchemy import func, select, text
+
+    from bot.segments import audience
+    from bot.store.segments import scope_for
+
+    async with sessions() as session:
+        scope = await scope_for(session=session, shop_id=1, now=NOW)
+        query = select(func.count()).select_from(audience(SEGMENT, scope).subquery())
+        compiled = query.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
+        if engine.dialect.name == "postgresql":
+            rows = await session.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}"))
+            print("\n".join(row[0] for row in rows))
+        else:
+            rows = await session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
+            print("\n".join(str(tuple(row)) for row in rows))
+
+
+def trace(engine) -> None:
+    """Print each statement's duration and its first words (to see where a refresh goes)."""
+    from sqlalchemy import event
+
+    def before(conn, cursor, statement, parameters, context, executemany) -> None:
+        conn.info.setdefault("started", []).append(time.perf_counter())
+
+    def after(conn, cursor, statement, parameters, context, executemany) -> None:
+        took = time.perf_counter() - conn.info["started"].pop()
+        if took >= 0.05:
+            print(f"    {took:7.2f} s  {' '.join(statement.split())[:100]}", flush=True)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    event.listen(engine.sync_engine, "after_cursor_execute", after)
+
+
+async def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
+    """Build the schema and fill it (or reuse it), time the refresh and the segment count."""
     from sqlmodel import SQLModel
 
     from bot.db import create_engine, session_factory, transaction
@@ -136,30 +270,51 @@ async def measure(url: str, customers: int, orders: int) -> dict[str, float]:
     from bot.store.segments import count_audience
 
     engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
-    figures = {"fill_s": await fill(engine, customers, orders)}
+    if args.trace:
+        trace(engine)
+    figures: dict[str, float] = {"fill_s": 0.0}
+    if args.reuse and await generated(engine, args.customers, args.orders):
+        await reset(engine)
+    else:
+        async with engine.begin() as conn:
+            await conn.run_sync(SQLModel.metadata.drop_all)
+            await conn.run_sync(SQLModel.metadata.create_all)
+        figures["fill_s"] = await fill(engine, args.customers, args.orders)
     sessions = session_factory(engine)
-    started = time.perf_counter()
-    async with transaction(sessions) as session:
-        report = await refresh_metrics(session=session, shop_id=1, now=NOW)
-    figures["refresh_s"] = time.perf_counter() - started
-    figures["stage_changes"] = report.stage_changes
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
-            from sqlalchemy import text
-
-            await conn.execute(text("COMMIT"))
-            await conn.execute(text("ANALYZE customer_metrics"))
-    counts = []
-    for _ in range(3):  # the first count reads cold pages; report the best of three
+    refreshes = []
+    for later in range(2 if args.again else 1):  # again: the periodic job, a day later
         started = time.perf_counter()
+        async with transaction(sessions) as session:
+            pid = await backend_pid(session)
+            cpu = cpu_s(pid)
+            done = await refresh_metrics(
+                session=session, shop_id=1, now=NOW + timedelta(days=later)
+            )
+            if later:
+                figures["again_cpu_s"] = cpu_s(pid) - cpu
+                figures["again_changes"] = done.stage_changes
+            figures.setdefault("refresh_cpu_s", cpu_s(pid) - cpu)
+        refreshes.append(time.perf_counter() - started)
+        figures.setdefault("stage_changes", done.stage_changes)
+    figures["refresh_s"] = refreshes[0]
+    if args.again:
+        figures["again_s"] = refreshes[1]
+    await analyze(engine, "customer_metrics")
+    if args.explain:
+        await explain(engine, sessions)
+    counts, cpus = [], []
+    for _ in range(args.counts):  # the first count reads cold pages
         async with sessions() as session:
+            pid = await backend_pid(session)
+            started, cpu = time.perf_counter(), cpu_s(pid)
             audience = await count_audience(
                 session=session, shop_id=1, definition=SEGMENT, now=NOW
             )
-        counts.append(time.perf_counter() - started)
+            counts.append(time.perf_counter() - started)
+            cpus.append(cpu_s(pid) - cpu)
+    figures["count_cpu_s"] = min(cpus)
     figures["count_s"] = min(counts)
+    figures["count_median_s"] = statistics.median(counts)
     figures["count_cold_s"] = counts[0]
     figures["audience"] = audience
     figures["peak_rss_mb"] = peak_rss_mb()
@@ -171,7 +326,9 @@ def report(backend: str, figures: dict[str, float]) -> None:
     """Print each figure beside its target."""
     targets = TARGETS.get(backend, {})
     print(f"\n{backend}:")
-    print(f"  generated in {figures['fill_s']:.1f} s; audience {int(figures['audience']):,}")
+    made = f"generated in {figures['fill_s']:.1f} s" if figures["fill_s"] else "reused"
+    print(f"  {made}; audience {int(figures['audience']):,}")
+    print(f"  stage changes {int(figures['stage_changes']):,}")
     for name, key in (("refresh", "refresh_s"), ("count", "count_s")):
         target = targets.get(name)
         verdict = (
@@ -180,7 +337,20 @@ def report(backend: str, figures: dict[str, float]) -> None:
             else f"  target <= {target:.0f} s: " + ("met" if figures[key] <= target else "MISSED")
         )
         print(f"  {name:8} {figures[key]:8.2f} s{verdict}")
-    print(f"  first count (cold) {figures['count_cold_s']:.2f} s")
+    print(
+        f"  CPU: refresh {figures['refresh_cpu_s']:.2f} s, count {figures['count_cpu_s']:.2f} s"
+        " (PostgreSQL: the session's backend, without parallel workers)"
+    )
+    if "again_s" in figures:
+        print(
+            f"  refresh a day later {figures['again_s']:.2f} s"
+            f" (CPU {figures['again_cpu_s']:.2f} s,"
+            f" {int(figures['again_changes']):,} stage changes)"
+        )
+    print(
+        f"  count median {figures['count_median_s']:.2f} s,"
+        f" first (cold) {figures['count_cold_s']:.2f} s"
+    )
     rss = figures["peak_rss_mb"]
     print(f"  peak RSS {rss:.0f} MB  target < 300 MB: {'met' if rss < 300 else 'MISSED'}")
 
@@ -197,29 +367,43 @@ async def main() -> None:
             "NUDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
         ),
     )
+    parser.add_argument("--reuse", action="store_true", help="keep the generated shop")
+    parser.add_argument("--pg-db", default="nudge_bench_segments")
+    parser.add_argument("--sqlite-file", default="/tmp/nudge_bench_segments.db")
+    parser.add_argument("--counts", type=int, default=5, help="times the count is run")
+    parser.add_argument("--again", action="store_true", help="also time the refresh a day later")
+    parser.add_argument("--explain", action="store_true", help="print the count's plan")
+    parser.add_argument("--trace", action="store_true", help="print each slow statement")
     args = parser.parse_args()
-    print(f"{args.customers:,} customers, {args.orders:,} orders")
+    print(f"{args.customers:,} customers, {args.orders:,} orders; load {os.getloadavg()}")
     for backend in args.backends.split(","):
         if backend == "sqlite":
+            if args.reuse:
+                report(backend, await measure(f"sqlite+aiosqlite:///{args.sqlite_file}", args))
+                continue
             with tempfile.TemporaryDirectory() as folder:
                 url = f"sqlite+aiosqlite:///{folder}/bench.db"
-                report(backend, await measure(url, args.customers, args.orders))
+                report(backend, await measure(url, args))
             continue
         import asyncpg
         from sqlalchemy.engine import make_url
 
         base = make_url(args.pg_url)
-        name = f"nudge_bench_{uuid.uuid4().hex[:8]}"
+        name = args.pg_db if args.reuse else f"nudge_bench_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(
             host=base.host, port=base.port or 5432, user=base.username, database=base.database
         )
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        known = await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not known:
+            await admin.execute(f'CREATE DATABASE "{name}"')
         try:
             url = base.set(database=name).render_as_string(hide_password=False)
-            report(backend, await measure(url, args.customers, args.orders))
+            report(backend, await measure(url, args))
         finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if not args.reuse:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
+    print(f"load after {os.getloadavg()}")
 
 
 if __name__ == "__main__":

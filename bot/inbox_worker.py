@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -55,6 +56,7 @@ from integrations import (
     NotSupported,
     OrderCancelled,
     OrderPlaced,
+    OrderRefunded,
     ParseContext,
     ParseError,
     ProductUpserted,
@@ -213,6 +215,57 @@ async def _order_cancelled(a: Apply, e: OrderCancelled) -> Applied:
     return Applied(customer=customer, order=order, stale=stale)
 
 
+async def _locked_customer(a: Apply, customer_id: int | None) -> Customer | None:
+    """Return the order's customer, row-locked until commit (PostgreSQL).
+
+    A refund names no customer, so its delivery may run beside one of the customer's orders on
+    another worker; taking the row lock (the order's upsert holds it too) makes the later of the
+    two refresh the metrics seeing the other's rows.
+    """
+    if customer_id is None:
+        return None
+    query = (
+        select(Customer)
+        .where(Customer.id == customer_id)  # type: ignore[arg-type]
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await a.session.scalars(query)).first()
+
+
+async def _order_refunded(a: Apply, e: OrderRefunded) -> Applied:
+    order, new, changed = await commerce.apply_refund(
+        session=a.session,
+        shop_id=a.shop.id,  # type: ignore[arg-type]
+        order_external_id=e.order_id,
+        refund_external_id=e.refund_id,
+        occurred_at=e.occurred_at,
+        now=a.now,
+        amount=e.amount,
+        currency=e.currency,
+        full=e.full,
+        reason=e.reason,
+    )
+    customer = await _locked_customer(a, order.customer_id if order is not None else None)
+    if new:
+        payload = {
+            "order_id": e.order_id,
+            "refund_id": e.refund_id,
+            "amount": str(e.amount) if e.amount is not None else None,
+            "currency": e.currency or (order.currency if order is not None else None),
+            "order_status": order.status if order is not None else None,
+        }
+        await a.record(customer, "order_refunded", e.occurred_at, payload)
+    if order is None and new:
+        log.info(
+            "shop %s: refund %s of order %s, not known yet, is kept for it",
+            a.shop.id,
+            e.refund_id,
+            e.order_id,
+        )
+    return Applied(customer=customer, order=order, stale=not changed)
+
+
 async def _product_upserted(a: Apply, e: ProductUpserted) -> Applied:
     product, stale = await commerce.upsert_product(
         session=a.session,
@@ -318,6 +371,7 @@ APPLIERS: dict[type, Handler] = {
     CheckoutStarted: _checkout_started,
     OrderPlaced: _order_placed,
     OrderCancelled: _order_cancelled,
+    OrderRefunded: _order_refunded,
     ProductUpserted: _product_upserted,
     ProductViewed: _product_viewed,
     CustomerRedact: _customer_redact,

@@ -235,6 +235,9 @@ async def _remind_about_open_cart(
     fresh = await session.get(Shop, shop.id)
     if fresh is not None:
         await plan_for_linked_customer(session=session, shop=fresh, customer=customer, now=now)
+        from bot.flows.welcome import plan_welcome
+
+        await plan_welcome(session=session, shop=fresh, customer=customer, now=now)
 
 
 async def settle_chat_locale(

@@ -157,10 +157,14 @@ class Scalar(FieldKind):
     column: Callable[[], Any]
     parse: Callable[[Any, str], Any]
     ops: tuple[str, ...] = (*COMPARISONS, "in", "not_in", "exists")
+    # what a missing row means (no metrics yet: stage `prospect`, 0 orders), if anything
+    missing: Any = None
 
     def compile(self, op: str, value: Any, scope: Scope, path: str) -> ColumnElement[bool]:
         """Compare the column; a missing value satisfies only != and not_in."""
         col = self.column()
+        if self.missing is not None:
+            return self._defaulted(col, op, value, path)
         if op == "exists":
             return col.is_not(None) if _boolean(value, path) else col.is_(None)
         if op == "contains":
@@ -178,6 +182,34 @@ class Scalar(FieldKind):
         compare = {"=": col.__eq__, "<": col.__lt__, "<=": col.__le__, ">": col.__gt__}
         compare[">="] = col.__ge__
         return and_(col.is_not(None), compare[op](parsed))
+
+    def _defaulted(self, col: Any, op: str, value: Any, path: str) -> ColumnElement[bool]:
+        """Compare coalesce(col, missing) without hiding the column from indexes and joins.
+
+        Whether the missing value satisfies the condition is decided here, so the database
+        compares the stored column itself (`stage IN (…)`, not `coalesce(stage, …) IN (…)`).
+        """
+        if op == "exists":
+            return true() if _boolean(value, path) else false()
+        if op in ("in", "not_in"):
+            values = _list(value, path, self.parse)
+            stored = col.in_(values) if op == "in" else col.not_in(values)
+            holds = (self.missing in values) == (op == "in")
+        else:
+            parsed = self.parse(value, path)
+            stored = _COMPARE[op](col, parsed)
+            holds = bool(_COMPARE[op](self.missing, parsed))
+        return or_(col.is_(None), stored) if holds else and_(col.is_not(None), stored)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 @dataclass(frozen=True)
@@ -399,15 +431,16 @@ FIELDS: dict[str, FieldKind] = {
     "tags": Many(_tags),
     "consent": Scalar(lambda: C.consent, _choice(CONSENTS), ops=("=", "!=", "in", "not_in")),
     "stage": Scalar(
-        lambda: func.coalesce(M.stage, Stage.PROSPECT.value),
+        lambda: M.stage,
         _choice(STAGES),
         ops=("=", "!=", "in", "not_in"),
+        missing=Stage.PROSPECT.value,
     ),
     "rfm_r": Scalar(lambda: M.rfm_r, _score(1, 5)),
     "rfm_f": Scalar(lambda: M.rfm_f, _score(1, 5)),
     "rfm_m": Scalar(lambda: M.rfm_m, _score(1, 5)),
     "rfm_cell": Scalar(lambda: M.rfm_cell, _text, ops=("=", "!=", "in", "not_in", "exists")),
-    "orders_count": Scalar(lambda: func.coalesce(M.orders_count, 0), _whole),
+    "orders_count": Scalar(lambda: M.orders_count, _whole, missing=0),
     "revenue": Scalar(lambda: M.revenue, _money),
     "aov": Scalar(lambda: M.aov, _money),
     "last_order_days": Days(lambda: M.last_order_at),

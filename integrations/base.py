@@ -75,7 +75,13 @@ class ParseContext:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CustomerRef:
-    """Who the event is about, as the platform knows them."""
+    """Who the event is about, as the platform knows them.
+
+    `country` is what the platform says (the store keeps it only when it is an ISO 3166-1
+    alpha-2 code, `integrations.fields.country_code`); `city` comes from the same address.
+    `tags` are the shop's tags of the customer, normalized (`normalize_tags`): None when the
+    payload says nothing about tags, () when it says there are none.
+    """
 
     external_id: str | None = None
     email: str | None = None
@@ -85,6 +91,9 @@ class CustomerRef:
     last_name: str | None = None
     locale: str | None = None
     accepts_marketing: bool | None = None
+    country: str | None = None
+    city: str | None = None
+    tags: tuple[str, ...] | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -200,6 +209,28 @@ class OrderCancelled:
     """An order was cancelled, refunded, failed or deleted."""
 
     order_id: str
+    reason: str | None = None
+    occurred_at: datetime
+
+    @property
+    def resource_id(self) -> str:
+        """Return the platform's order id."""
+        return self.order_id
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderRefunded:
+    """Money was given back on an order; `refund_id` names the refund, so a redelivered refund
+    counts once. `amount` is what was returned (None: the platform did not say), in `currency`
+    (None: the order's). `full` is True when the platform says the whole order is refunded;
+    the store also treats an order as fully refunded once its refunds reach its total.
+    """
+
+    order_id: str
+    refund_id: str
+    amount: Decimal | None = None
+    currency: str | None = None
+    full: bool = False
     reason: str | None = None
     occurred_at: datetime
 
@@ -327,6 +358,7 @@ ShopEvent: TypeAlias = (
     | CheckoutStarted
     | OrderPlaced
     | OrderCancelled
+    | OrderRefunded
     | ProductViewed
     | ProductUpserted
     | CustomerRedact
@@ -480,6 +512,37 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+MAX_TAGS = 250
+MAX_TAG = 200
+
+
+def normalize_tags(values: Sequence[str]) -> tuple[str, ...]:
+    """Return tags trimmed, inner spaces collapsed, lower-cased, without empties or repeats.
+
+    Lower-cased because segments match tags case-insensitively and SQLite's lower() knows only
+    ASCII: "VIP" and "vip" are one tag, and so are "Постійний" and "постійний".
+    """
+    seen: dict[str, None] = {}
+    for value in values:
+        tag = " ".join(value.split()).lower()
+        if tag:
+            seen.setdefault(tag, None)
+    return tuple(seen)
+
+
+def tags_problem(tags: Sequence[str]) -> str | None:
+    """Return why a set of tags cannot be stored (too many, too long, bad text), or None."""
+    if len(tags) > MAX_TAGS:
+        return f"has {len(tags)} tags; at most {MAX_TAGS} are kept"
+    for n, tag in enumerate(tags):
+        problem = text_problem(tag)
+        if problem is None and len(tag) > MAX_TAG:
+            problem = f"is {len(tag)} characters long; at most {MAX_TAG}"
+        if problem:
+            return f"{n}: {problem}"
+    return None
+
+
 def money_problem(amount: Decimal) -> str | None:
     """Return why an amount does not fit NUMERIC(14,4), or None when it does."""
     if not amount.is_finite():
@@ -558,6 +621,10 @@ def _first_problem(value: Any, path: str) -> str | None:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for spec in dataclasses.fields(value):
             inner = f"{path}.{spec.name}" if path else spec.name
+            if spec.name == "tags" and getattr(value, spec.name) is not None:
+                problem = tags_problem(getattr(value, spec.name))
+                if problem:
+                    return f"{inner}{'.' if problem[0].isdigit() else ': '}{problem}"
             found = _first_problem(getattr(value, spec.name), inner)
             if found:
                 return found

@@ -7,6 +7,7 @@ or shape reads as None, and the adapter decides whether None is acceptable or a 
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import re
@@ -17,7 +18,7 @@ from typing import Any
 
 import phonenumbers
 
-from integrations.base import CustomerRef, ParseError, url_problem, utc
+from integrations.base import CustomerRef, ParseError, normalize_tags, url_problem, utc
 
 MAX_TEXT = 500
 MAX_ID = 128
@@ -203,6 +204,49 @@ def best_phone(*candidates: Any, default_region: str | None) -> str | None:
     return phones[0] if phones else None
 
 
+def country_code(value: Any) -> str | None:
+    """Return an ISO 3166-1 alpha-2 country code upper-cased ("ua" → "UA"), else None."""
+    found = text(value, 8)
+    if found is None or not _REGION.fullmatch(found):
+        return None
+    code = found.upper()
+    return code if code in _countries() and code not in _NOT_COUNTRIES else None
+
+
+_NOT_COUNTRIES = frozenset({"EU", "EZ", "UN", "QO", "XA", "XB", "ZZ"})
+
+
+@functools.cache
+def _countries() -> frozenset[str]:
+    from babel import Locale
+
+    return frozenset(code for code in Locale("en").territories if _REGION.fullmatch(code))
+
+
+def place(*addresses: Any) -> tuple[str | None, str | None]:
+    """Return (country, city) from the first address that names a country or a city.
+
+    The country is the platform's text as sent (the store keeps valid ISO codes only); both
+    come from one address so that a city never lands in another address's country.
+    """
+    for address in addresses:
+        found = obj(address)
+        country = text(first(found.get("country_code"), found.get("country")), 64)
+        city = text(found.get("city"), 200, unescape=True)
+        if country or city:
+            return country, city
+    return None, None
+
+
+def tag_list(value: Any) -> tuple[str, ...] | None:
+    """Return normalized tags from "a, b" or ["a", "b"]; None when the value is absent/odd."""
+    if isinstance(value, str):
+        return normalize_tags(value.split(","))
+    if isinstance(value, Sequence) and not isinstance(value, bytes):
+        return normalize_tags([item for item in value if isinstance(item, str)])
+    return None
+
+
 def customer_ref(
     *,
     external_id: Any = None,
@@ -213,6 +257,9 @@ def customer_ref(
     locale_tag: Any = None,
     accepts_marketing: bool | None = None,
     default_region: str | None = None,
+    country: str | None = None,
+    city: str | None = None,
+    tags: tuple[str, ...] | None = None,
 ) -> CustomerRef:
     """Build a CustomerRef from raw values: email lower-cased, phone also in E.164."""
     phone_text = text(phone, 40)
@@ -225,6 +272,9 @@ def customer_ref(
         last_name=text(last_name, 100, unescape=True),
         locale=locale(locale_tag),
         accepts_marketing=accepts_marketing,
+        country=country,
+        city=city,
+        tags=tags,
     )
 
 

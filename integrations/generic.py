@@ -6,7 +6,7 @@ that runs (no jsonschema dependency), so keep the three in step.
 
 - Signature: `X-Nudge-Signature: sha256=<lower-case hex HMAC-SHA256 of the raw body>`.
 - Topic: the `X-Nudge-Topic` header (customer.upserted, cart.updated, order.placed,
-  order.cancelled, product.viewed).
+  order.cancelled, order.refunded, product.viewed).
 - Body: `{"id": <idempotency key>, "occurred_at": <ISO 8601 with offset>, "data": {...}}`;
   the `id` is covered by the signature and is the inbox dedupe key. The sender promises that
   one `id` names one change: a repeated `id` with the same content (compared as canonical
@@ -48,19 +48,22 @@ from integrations.base import (
     NotSupported,
     OrderCancelled,
     OrderPlaced,
+    OrderRefunded,
     ParseContext,
     ParseError,
     ProductViewed,
     ShopEvent,
     header,
     moment_problem,
+    normalize_tags,
     signature_matches,
     storable,
+    tags_problem,
     text_problem,
     url_problem,
     utc,
 )
-from integrations.fields import e164
+from integrations.fields import country_code, e164
 
 MAX_ITEMS = 100
 MAX_PRICE = Decimal(1_000_000_000)
@@ -164,6 +167,23 @@ def _text(limit: int, shortest: int = 1) -> Any:
     return Annotated[str, BeforeValidator(check)]
 
 
+def _country(value: Any) -> str:
+    code = country_code(value) if isinstance(value, str) and len(value) == 2 else None
+    if code is None:
+        raise ValueError('must be an ISO 3166-1 alpha-2 country code such as "UA"')
+    return code
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise ValueError("must be a list of strings")
+    tags = normalize_tags(value)
+    problem = tags_problem(tags)
+    if problem:
+        raise ValueError(f"tag {problem}" if problem[0].isdigit() else problem)
+    return tags
+
+
 def _matching(pattern: re.Pattern[str], explanation: str) -> Any:
     def check(value: Any) -> str:
         if not isinstance(value, str) or not pattern.fullmatch(value):
@@ -186,6 +206,9 @@ Currency = _matching(_CURRENCY, 'must be an ISO 4217 code in capitals such as "E
 Locale = _matching(_LOCALE, 'must be a language tag such as "uk" or "pt-BR"')
 Token = _matching(_TOKEN, "must be 1-256 printable ASCII characters without spaces")
 Quantity = Annotated[int, Field(strict=True, ge=1, le=10_000)]
+Country = Annotated[str, BeforeValidator(_country)]
+City = _text(200)
+Tags = Annotated[tuple[str, ...], BeforeValidator(_tags)]
 Flag = Annotated[bool, Field(strict=True)]
 
 
@@ -208,6 +231,9 @@ class Customer(_Model):
     locale: Locale | None = None
     accepts_marketing: Flag | None = None
     birthday: Birthday | None = None
+    country: Country | None = None
+    city: City | None = None
+    tags: Tags | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> Customer:
@@ -226,6 +252,9 @@ class Customer(_Model):
             last_name=self.last_name,
             locale=self.locale.replace("_", "-") if self.locale else None,
             accepts_marketing=self.accepts_marketing,
+            country=self.country,
+            city=self.city,
+            tags=self.tags,
         )
 
 
@@ -300,6 +329,17 @@ class CancelData(_Model):
     """data of order.cancelled."""
 
     order_id: Identifier
+    reason: Name | None = None
+
+
+class RefundData(_Model):
+    """data of order.refunded: one refund, named by `refund_id` (counted once)."""
+
+    order_id: Identifier
+    refund_id: Identifier
+    amount: Money
+    currency: Currency | None = None
+    full: Flag = False
     reason: Name | None = None
 
 
@@ -416,6 +456,18 @@ def _order_cancelled(envelope: Envelope, data: CancelData, region: str | None) -
     )
 
 
+def _order_refunded(envelope: Envelope, data: RefundData, region: str | None) -> ShopEvent:
+    return OrderRefunded(
+        order_id=data.order_id,
+        refund_id=data.refund_id,
+        amount=data.amount,
+        currency=data.currency,
+        full=data.full,
+        reason=data.reason,
+        occurred_at=envelope.occurred_at,
+    )
+
+
 def _product_viewed(envelope: Envelope, data: ProductViewData, region: str | None) -> ShopEvent:
     return ProductViewed(
         product_id=data.product_id,
@@ -437,6 +489,7 @@ TOPICS: dict[str, _Topic] = {
     "cart.updated": _Topic(CartData, _cart_updated),
     "order.placed": _Topic(OrderData, _order_placed),
     "order.cancelled": _Topic(CancelData, _order_cancelled),
+    "order.refunded": _Topic(RefundData, _order_refunded),
     "product.viewed": _Topic(ProductViewData, _product_viewed),
 }
 

@@ -43,6 +43,7 @@ from integrations.base import (
     NotSupported,
     OrderCancelled,
     OrderPlaced,
+    OrderRefunded,
     ParseContext,
     ParseError,
     ShopEvent,
@@ -67,7 +68,9 @@ from integrations.fields import (
     money,
     obj,
     objects,
+    place,
     quantity,
+    tag_list,
     text,
     timestamp,
     url,
@@ -121,6 +124,7 @@ def _buyer(owner: Mapping[str, Any], region: str | None) -> CustomerRef | None:
     customer = obj(owner.get("customer"))
     billing = obj(owner.get("billing_address"))
     marketing = _accepts_marketing(customer)
+    country, city = place(customer.get("default_address"), owner.get("shipping_address"), billing)
     ref = customer_ref(
         external_id=resource_id(customer, "Customer"),
         email_address=first(
@@ -142,6 +146,8 @@ def _buyer(owner: Mapping[str, Any], region: str | None) -> CustomerRef | None:
         if marketing is not None
         else flag(owner.get("buyer_accepts_marketing")),
         default_region=region,
+        country=country,
+        city=city,
     )
     return None if ref.is_anonymous else ref
 
@@ -265,7 +271,8 @@ def _order_placed(d: _Delivery) -> list[ShopEvent]:
             order_url=url(p.get("order_status_url")),
             placed_at=timestamp(p.get("processed_at")) or timestamp(p.get("created_at")),
             occurred_at=d.occurred_at(p.get("updated_at"), p.get("created_at")),
-        )
+        ),
+        *_embedded_refunds(d),
     ]
 
 
@@ -276,8 +283,64 @@ def _order_cancelled(d: _Delivery) -> list[ShopEvent]:
             order_id=_order_id(d),
             reason=text(p.get("cancel_reason"), 100),
             occurred_at=d.occurred_at(p.get("updated_at"), p.get("cancelled_at")),
-        )
+        ),
+        *_embedded_refunds(d),
     ]
+
+
+def _refunded_money(refund: Mapping[str, Any]) -> tuple[Decimal | None, str | None]:
+    """Return the money given back: the refund's successful refund transactions.
+
+    A refund can move no money (a restock only): that is 0. Without a `transactions` list, or
+    with an amount that cannot be read, the amount is unknown (None), never guessed.
+    """
+    transactions = refund.get("transactions")
+    if not isinstance(transactions, list):
+        return None, None
+    total, code = Decimal(0), None
+    for transaction in objects(transactions):
+        kind = str(transaction.get("kind") or "").lower()
+        status = str(transaction.get("status") or "").lower()
+        if kind != "refund" or status != "success":
+            continue
+        amount = money(transaction.get("amount"))
+        if amount is None:
+            return None, None
+        total += amount
+        code = code or currency(transaction.get("currency"))
+    return total, code
+
+
+def _refund(d: _Delivery, refund: Mapping[str, Any], order_id: str | None) -> OrderRefunded:
+    refund_id = resource_id(refund, "Refund")
+    if refund_id is None:
+        raise ParseError(f"{d.topic}: the refund has no 'id'")
+    order_id = order_id or ident(refund.get("order_id"))
+    if order_id is None:
+        raise ParseError(f"{d.topic}: the refund has no 'order_id'")
+    amount, code = _refunded_money(refund)
+    return OrderRefunded(
+        order_id=order_id,
+        refund_id=refund_id,
+        amount=amount,
+        currency=code,
+        reason=text(refund.get("note"), 200),
+        occurred_at=d.occurred_at(refund.get("processed_at"), refund.get("created_at")),
+    )
+
+
+def _embedded_refunds(d: _Delivery) -> list[ShopEvent]:
+    """Return the refunds an order payload lists (each counted once, by its id)."""
+    order_id = _order_id(d)
+    found: list[ShopEvent] = []
+    for refund in objects(d.payload.get("refunds"))[:MAX_ITEMS]:
+        if resource_id(refund, "Refund") is not None:
+            found.append(_refund(d, refund, order_id))
+    return found
+
+
+def _refund_created(d: _Delivery) -> list[ShopEvent]:
+    return [_refund(d, d.payload, None)]
 
 
 def _customer(d: _Delivery) -> list[ShopEvent]:
@@ -286,6 +349,8 @@ def _customer(d: _Delivery) -> list[ShopEvent]:
     if customer_id is None:
         raise ParseError(f"{d.topic}: the customer has no 'id'")
     address = obj(p.get("default_address"))
+    addresses = objects(p.get("addresses"))
+    country, city = place(address, *addresses[:1])
     customer = customer_ref(
         external_id=customer_id,
         email_address=p.get("email"),
@@ -295,6 +360,9 @@ def _customer(d: _Delivery) -> list[ShopEvent]:
         locale_tag=p.get("locale"),
         accepts_marketing=_accepts_marketing(p),
         default_region=d.region,
+        country=country,
+        city=city,
+        tags=tag_list(p["tags"]) if "tags" in p else None,
     )
     occurred_at = d.occurred_at(p.get("updated_at"), p.get("created_at"))
     return [CustomerUpserted(customer=customer, occurred_at=occurred_at)]
@@ -366,6 +434,7 @@ _PARSERS: dict[str, Callable[[_Delivery], list[ShopEvent]]] = {
     "orders/create": _order_placed,
     "orders/paid": _order_placed,
     "orders/cancelled": _order_cancelled,
+    "refunds/create": _refund_created,
     "customers/create": _customer,
     "customers/update": _customer,
     "app/uninstalled": _app_uninstalled,
@@ -388,6 +457,7 @@ class ShopifyAdapter:
         "orders/create",
         "orders/paid",
         "orders/cancelled",
+        "refunds/create",
         "customers/create",
         "customers/update",
         "app/uninstalled",

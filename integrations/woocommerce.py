@@ -2,10 +2,15 @@
 
 Choices worth knowing:
 - Order topics are routed by the order's `status`: completed/processing/on-hold → OrderPlaced;
-  cancelled/refunded/failed → OrderCancelled; pending/checkout-draft (created, not paid: an
-  abandoned payment) → CheckoutStarted + CartUpdated keyed by the order key, whose pending
-  reminders the later OrderPlaced (checkout_token = order key) cancels; any other status →
-  NotSupported. order.deleted → OrderCancelled(reason="deleted").
+  cancelled/refunded/failed → OrderCancelled (a fully refunded order counts for nothing);
+  pending/checkout-draft (created, not paid: an abandoned payment) → CheckoutStarted +
+  CartUpdated keyed by the order key, whose pending reminders the later OrderPlaced
+  (checkout_token = order key) cancels; any other status → NotSupported. order.deleted →
+  OrderCancelled(reason="deleted").
+- The refunds a placed, cancelled or refunded order lists (`refunds`: id, reason, total as a
+  negative string) follow as OrderRefunded events, at the order's modification time; the store
+  counts each refund id once, so every later delivery listing it again is harmless.
+- The customer's country and city come from the shipping address, else the billing address.
 - Times come from the `*_gmt` fields (naive, GMT); the site-local `date_modified` is never used.
 - The legacy v1–v3 body shape `{"order": {...}}` is unwrapped and its field names understood.
 - Names are HTML-unescaped ("Ship Your Idea &ndash; Black" → "Ship Your Idea – Black").
@@ -37,6 +42,7 @@ from integrations.base import (
     NotSupported,
     OrderCancelled,
     OrderPlaced,
+    OrderRefunded,
     ParseContext,
     ParseError,
     ProductUpserted,
@@ -58,6 +64,7 @@ from integrations.fields import (
     money,
     obj,
     objects,
+    place,
     positive_ident,
     quantity,
     text,
@@ -157,9 +164,16 @@ def _line_items(order: Mapping[str, Any]) -> tuple[LineItem, ...]:
     return tuple(items)
 
 
+def _place(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    shipping = obj(resource.get("shipping")) or obj(resource.get("shipping_address"))
+    billing = obj(resource.get("billing")) or obj(resource.get("billing_address"))
+    return place(shipping, billing)
+
+
 def _buyer(order: Mapping[str, Any], region: str | None) -> CustomerRef | None:
     billing = obj(order.get("billing")) or obj(order.get("billing_address"))
     legacy = obj(order.get("customer"))
+    country, city = _place(order)
     ref = customer_ref(
         external_id=positive_ident(first(order.get("customer_id"), legacy.get("id"))),
         email_address=first(email(billing.get("email")), email(legacy.get("email"))),
@@ -167,8 +181,36 @@ def _buyer(order: Mapping[str, Any], region: str | None) -> CustomerRef | None:
         first_name=first(text(billing.get("first_name")), text(legacy.get("first_name"))),
         last_name=first(text(billing.get("last_name")), text(legacy.get("last_name"))),
         default_region=region,
+        country=country,
+        city=city,
     )
     return None if ref.is_anonymous else ref
+
+
+def _refunds(d: _Delivery, order_id: str, *, full: bool) -> list[ShopEvent]:
+    """Return the refunds the order lists; WooCommerce writes their totals negative."""
+    found: list[ShopEvent] = []
+    for refund in objects(d.payload.get("refunds"))[:MAX_ITEMS]:
+        refund_id = positive_ident(refund.get("id"))
+        if refund_id is None:
+            continue
+        total = refund.get("total")
+        if isinstance(total, str):
+            total = total.strip().removeprefix("-")
+        elif isinstance(total, int | float) and not isinstance(total, bool):
+            total = abs(total)
+        found.append(
+            OrderRefunded(
+                order_id=order_id,
+                refund_id=refund_id,
+                amount=money(total),
+                currency=currency(d.payload.get("currency")),
+                full=full,
+                reason=text(first(refund.get("reason"), refund.get("refund")), 200),
+                occurred_at=d.occurred_at(),
+            )
+        )
+    return found
 
 
 def _order(d: _Delivery) -> list[ShopEvent]:
@@ -180,7 +222,10 @@ def _order(d: _Delivery) -> list[ShopEvent]:
     status = status.lower().removeprefix("wc-")
     occurred_at = d.occurred_at()
     if status in CANCELLED_STATUSES:
-        return [OrderCancelled(order_id=order_id, reason=status, occurred_at=occurred_at)]
+        return [
+            OrderCancelled(order_id=order_id, reason=status, occurred_at=occurred_at),
+            *_refunds(d, order_id, full=status == "refunded"),
+        ]
     if status not in PLACED_STATUSES | UNPAID_STATUSES:
         return [NotSupported(d.topic, reason=f"order status {status!r}", occurred_at=occurred_at)]
     items = _line_items(p)
@@ -220,7 +265,8 @@ def _order(d: _Delivery) -> list[ShopEvent]:
             order_url=url(p.get("view_order_url")),
             placed_at=timestamp(p.get("date_created_gmt")) or timestamp(p.get("created_at")),
             occurred_at=occurred_at,
-        )
+        ),
+        *_refunds(d, order_id, full=False),
     ]
 
 
@@ -235,6 +281,7 @@ def _order_deleted(d: _Delivery) -> list[ShopEvent]:
 def _customer(d: _Delivery) -> list[ShopEvent]:
     p = d.payload
     billing = obj(p.get("billing")) or obj(p.get("billing_address"))
+    country, city = _place(p)
     customer = customer_ref(
         external_id=d.resource_id("customer"),
         email_address=first(email(p.get("email")), email(billing.get("email"))),
@@ -242,6 +289,8 @@ def _customer(d: _Delivery) -> list[ShopEvent]:
         first_name=first(text(p.get("first_name")), text(billing.get("first_name"))),
         last_name=first(text(p.get("last_name")), text(billing.get("last_name"))),
         default_region=d.region,
+        country=country,
+        city=city,
     )
     return [CustomerUpserted(customer=customer, occurred_at=d.occurred_at())]
 

@@ -19,15 +19,17 @@ from sqlalchemy import select
 
 from bot.db import transaction
 from bot.flows import FlowContext, on
+from bot.flows.post_purchase import plan_restock
+from bot.flows.winback import event_mark, plan_after_periodic_refresh, plan_winbacks
 from bot.lifecycle import refresh_metrics
 from bot.models import Shop
-from integrations.base import OrderCancelled, OrderPlaced
+from integrations.base import OrderCancelled, OrderPlaced, OrderRefunded
 
 log = logging.getLogger(__name__)
 REFRESH_INTERVAL = timedelta(hours=6)
 
 
-@on(OrderPlaced, OrderCancelled)
+@on(OrderPlaced, OrderCancelled, OrderRefunded)
 async def order_changed(ctx: FlowContext, event: OrderPlaced | OrderCancelled) -> None:
     """Refresh the metrics and stage of the customer whose order this is."""
     applied = ctx.applied
@@ -37,6 +39,7 @@ async def order_changed(ctx: FlowContext, event: OrderPlaced | OrderCancelled) -
     if getattr(customer, "redacted_hash", None) is not None:
         return
     assert ctx.shop.id is not None
+    mark = await event_mark(ctx.session)
     await refresh_metrics(
         session=ctx.session,
         shop_id=ctx.shop.id,
@@ -44,6 +47,9 @@ async def order_changed(ctx: FlowContext, event: OrderPlaced | OrderCancelled) -
         customer_ids=[customer.id],
         source="order",
     )
+    # the flows that follow the refreshed metrics: restock (post_purchase.py), win-back
+    await plan_restock(session=ctx.session, shop=ctx.shop, customer=customer, now=ctx.clock.now())
+    await plan_winbacks(session=ctx.session, shop=ctx.shop, now=ctx.clock.now(), after=mark)
 
 
 async def refresh_all_shops(services: object) -> int:
@@ -54,7 +60,13 @@ async def refresh_all_shops(services: object) -> int:
     for shop_id in ids:
         try:
             async with transaction(sessions) as session:
-                report = await refresh_metrics(session=session, shop_id=shop_id, now=clock.now())
+                now, mark = clock.now(), await event_mark(session)
+                report = await refresh_metrics(session=session, shop_id=shop_id, now=now)
+                shop = await session.get(Shop, shop_id)
+                if shop is not None:
+                    await plan_after_periodic_refresh(
+                        session=session, shop=shop, now=now, mark=mark
+                    )
             log.info(
                 "shop %s: metrics refreshed for %s customers, %s stage changes",
                 shop_id,

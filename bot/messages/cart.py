@@ -9,7 +9,7 @@ from decimal import Decimal
 from aiogram.utils.formatting import Text
 
 from bot.i18n import _, format_money
-from bot.messages.common import CART_TOPIC, more_items, topic_label
+from bot.messages.common import CART_TOPIC, flow_topic_label, more_items, topic_label
 from bot.messages.names import addressed
 from bot.messages.render import Button
 
@@ -109,8 +109,11 @@ def offer_buttons(
 
 def acknowledged_buttons(*, topic: str, ack: str, undo: str) -> list[list[Button]]:
     """Replace an offer's keyboard after "not interested": what stops, and Undo."""
+    flow = flow_topic_label(topic)
     if topic == CART_TOPIC:
         done = _("✓ No more cart reminders")
+    elif flow:
+        done = _("✓ Turned off: {topic}").format(topic=flow)
     else:
         done = _("✓ No reminders about “{topic}”").format(topic=topic_label(topic))
     return [
@@ -123,6 +126,11 @@ def not_interested_toast(topic: str) -> str:
     """Answer the "Not interested" tap, naming what stops (a toast shows at most 200 chars)."""
     if topic == CART_TOPIC:
         return _("Got it: no more cart reminders. You can turn them back on in /settings.")
+    flow = flow_topic_label(topic)
+    if flow:
+        return _("Got it: no more “{topic}”. You can turn them back on in /settings.").format(
+            topic=flow
+        )
     return _(
         "Got it: no more reminders about “{topic}”. You can turn them back on in /settings."
     ).format(topic=topic_label(topic))
@@ -132,6 +140,9 @@ def undo_toast(topic: str) -> str:
     """Answer the Undo tap, naming what is back on."""
     if topic == CART_TOPIC:
         return _("Done: cart reminders are back on.")
+    flow = flow_topic_label(topic)
+    if flow:
+        return _("Done: “{topic}” are back on.").format(topic=flow)
     return _("Done: reminders about “{topic}” are back on.").format(topic=topic_label(topic))
 
 

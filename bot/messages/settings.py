@@ -11,7 +11,7 @@ from babel import Locale
 
 from bot.callbacks import SettingsAction, SettingsCallback
 from bot.i18n import SUPPORTED_LOCALES, _, format_date
-from bot.messages.common import CART_TOPIC, topic_label
+from bot.messages.common import CART_TOPIC, flow_topic_label, topic_label
 
 
 def _safe(value: str) -> str:
@@ -136,6 +136,9 @@ def topic_restored(topic: str) -> str:
     """Confirm a topic is back on."""
     if topic == CART_TOPIC:
         return _("Cart reminders are back on.")
+    flow = flow_topic_label(topic)
+    if flow:
+        return _("“{topic}” are back on.").format(topic=_safe(flow))
     return _("Reminders about “{topic}” are back on.").format(topic=_safe(topic_label(topic)))
 
 

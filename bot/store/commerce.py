@@ -6,11 +6,23 @@ transaction. Platforms retry and reorder deliveries, so every resource keeps the
 Customer references embedded in carts and orders only fill in what a profile lacks; a customer
 resource (`authoritative`) overwrites. A redacted identity stays redacted: its tombstone is
 returned and nothing personal is written to it.
+
+Geography and tags: the country is kept only as an ISO 3166-1 alpha-2 code (anything else is
+dropped with a log line, the rest of the event applies); a customer resource overwrites the
+country and the city it names, a cart or an order fills them while the profile has neither.
+A customer resource that says anything about tags replaces the customer's whole set.
+
+Refunds are rows of `order_refunds`, one per platform refund id, so a redelivered refund counts
+once; one may arrive before its order and waits for it. After every change of an order or its
+refunds, `settle_refunds` recomputes the order's `refunded_total` (refunds in its currency, at
+most its total) and its status: a placed order refunded in full (the platform says so, or the
+refunds reach its total) is REFUNDED and counts for nothing, like a cancelled one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -25,13 +37,17 @@ from bot.models import (
     CartItem,
     CartStatus,
     Customer,
+    CustomerTag,
     Order,
     OrderItem,
+    OrderRefund,
     OrderStatus,
     Product,
 )
-from integrations.base import CustomerRef, LineItem
-from integrations.fields import e164
+from integrations.base import MAX_STORED_MONEY, CustomerRef, LineItem
+from integrations.fields import country_code, e164
+
+log = logging.getLogger(__name__)
 
 STOREFRONT_PREFIX = "sf:"
 MAX_TOKEN = 128
@@ -169,6 +185,14 @@ async def upsert_customer(
     if tombstone is not None:
         return tombstone, False
     customer = await match_customer(session=session, shop_id=shop_id, identity=identity)
+    country = country_code(ref.country)
+    if ref.country and country is None:
+        log.info(
+            "shop %s: country %r of customer %s is not an ISO 3166-1 alpha-2 code; not stored",
+            shop_id,
+            ref.country[:20],
+            identity.external_id or (customer.id if customer else "(new)"),
+        )
     values: dict[str, Any] = {
         "external_id": identity.external_id,
         "email": identity.email,
@@ -187,8 +211,14 @@ async def upsert_customer(
             **{key: value for key, value in values.items() if value is not None},
         )
         _note_marketing(customer, ref)
+        _note_place(customer, country, ref.city, authoritative=True)
         session.add(customer)
         await session.flush()
+        if authoritative and ref.tags:
+            assert customer.id is not None
+            await replace_tags(
+                session=session, shop_id=shop_id, customer_id=customer.id, tags=ref.tags
+            )
         return customer, False
     newer = customer.platform_updated_at is None or occurred_at >= customer.platform_updated_at
     if authoritative and not newer:
@@ -203,10 +233,54 @@ async def upsert_customer(
     if authoritative:
         customer.platform_updated_at = occurred_at
         _note_marketing(customer, ref)
+    _note_place(customer, country, ref.city, authoritative=authoritative)
     customer.updated_at = now
     session.add(customer)
     await session.flush()
+    if authoritative and ref.tags is not None:
+        assert customer.id is not None
+        await replace_tags(
+            session=session, shop_id=shop_id, customer_id=customer.id, tags=ref.tags
+        )
     return customer, False
+
+
+def _note_place(
+    customer: Customer, country: str | None, city: str | None, *, authoritative: bool
+) -> None:
+    """Write the country and city a reference names: over the profile's when authoritative,
+    else only into a profile that has neither (so a city never joins another address)."""
+    city = _fit(city, 200)
+    if not authoritative and (customer.country is not None or customer.city is not None):
+        return
+    if country is not None:
+        customer.country = country
+    if city is not None:
+        customer.city = city
+
+
+async def replace_tags(
+    *, session: AsyncSession, shop_id: int, customer_id: int, tags: Sequence[str]
+) -> None:
+    """Make the customer's tags exactly `tags` (already normalized): remove, then add."""
+    wanted = list(dict.fromkeys(tag[:200] for tag in tags))
+    query = select(CustomerTag.tag).where(
+        CustomerTag.shop_id == shop_id, CustomerTag.customer_id == customer_id
+    )
+    stored = set((await session.scalars(query)).all())
+    gone = stored.difference(wanted)
+    if gone:
+        await session.execute(
+            delete(CustomerTag).where(
+                CustomerTag.shop_id == shop_id,  # type: ignore[arg-type]
+                CustomerTag.customer_id == customer_id,  # type: ignore[arg-type]
+                CustomerTag.tag.in_(gone),  # type: ignore[attr-defined]
+            )
+        )
+    for tag in wanted:
+        if tag not in stored:
+            session.add(CustomerTag(shop_id=shop_id, customer_id=customer_id, tag=tag))
+    await session.flush()
 
 
 def _note_marketing(customer: Customer, ref: CustomerRef) -> None:
@@ -477,6 +551,7 @@ async def apply_order(
         before=occurred_at,
         now=now,
     )
+    await settle_refunds(session=session, order=order)
     await session.flush()
     return order, False, converted
 
@@ -529,7 +604,97 @@ async def cancel_order(
     order.updated_at = now
     session.add(order)
     await session.flush()
+    await settle_refunds(session=session, order=order)
     return order, False
+
+
+# --------------------------------------------------------------------------------- refunds
+
+
+async def apply_refund(
+    *,
+    session: AsyncSession,
+    shop_id: int,
+    order_external_id: str,
+    refund_external_id: str,
+    occurred_at: datetime,
+    now: datetime,
+    amount: Decimal | None = None,
+    currency: str | None = None,
+    full: bool = False,
+    reason: str | None = None,
+) -> tuple[Order | None, bool, bool]:
+    """Store a refund once per refund id and settle its order; return (order, new, changed).
+
+    `new`: the refund was not stored before. `changed` is False for a refund already stored as
+    it is (a redelivery); a stored one may still turn `full` (WooCommerce lists earlier
+    refunds again once the order is refunded in full). An unknown order returns None: the
+    refund is kept and counts when its order arrives.
+    """
+    order_key = order_external_id[:128]
+    query = select(OrderRefund).where(
+        OrderRefund.shop_id == shop_id,
+        OrderRefund.order_external_id == order_key,
+        OrderRefund.external_id == refund_external_id[:128],
+    )
+    refund = (await session.scalars(query)).first()
+    new = refund is None
+    changed = new or (full and not refund.full)  # type: ignore[union-attr]
+    if refund is None:
+        refund = OrderRefund(
+            shop_id=shop_id,
+            order_external_id=order_key,
+            external_id=refund_external_id[:128],
+            amount=amount,
+            currency=_fit(currency, 3),
+            full=full,
+            reason=_fit(reason, 200),
+            refunded_at=occurred_at,
+            created_at=now,
+        )
+    elif full:
+        refund.full = True
+    if not changed:
+        order = await find_order(session=session, shop_id=shop_id, external_id=order_key)
+        return order, False, False
+    session.add(refund)
+    await session.flush()
+    order = await find_order(session=session, shop_id=shop_id, external_id=order_key)
+    if order is not None:
+        await settle_refunds(session=session, order=order)
+        order.updated_at = now
+        session.add(order)
+        await session.flush()
+    return order, new, True
+
+
+async def settle_refunds(*, session: AsyncSession, order: Order) -> None:
+    """Recompute the order's refunded_total and whether it is refunded in full."""
+    query = select(OrderRefund.amount, OrderRefund.currency, OrderRefund.full).where(
+        OrderRefund.shop_id == order.shop_id,
+        OrderRefund.order_external_id == order.external_id,
+    )
+    rows = (await session.execute(query)).all()
+    if not rows:
+        return
+    refunded = sum(
+        (
+            amount
+            for amount, code, _ in rows
+            if amount is not None
+            and (code is None or not order.currency or code == order.currency)
+        ),
+        Decimal(0),
+    )
+    total = order.total
+    refunded = min(refunded, total if total is not None else MAX_STORED_MONEY)
+    full = any(flag for _, _, flag in rows) or (
+        total is not None and total > 0 and refunded >= total
+    )
+    order.refunded_total = refunded
+    if order.status in (OrderStatus.PLACED, OrderStatus.REFUNDED):
+        order.status = OrderStatus.REFUNDED if full else OrderStatus.PLACED
+    session.add(order)
 
 
 # ------------------------------------------------------------------------------ storefront
