@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 _CLICK_PURPOSE = "click"
 FOLLOWUP_KIND = "cart.followup"
+# "Not interested" in these offers (a cart, a category campaign) may be followed by a broader
+# one with a code; in the shop's own lifecycle messages (welcome, restock, come back) it may not.
+BROADER_OFFER_AFTER = frozenset({"cart.reminder", "campaign.message"})
 
 
 class LinkTarget(StrEnum):
@@ -52,9 +55,28 @@ class LinkTarget(StrEnum):
 
     CATALOG = "catalog"
     ORDER = "order"
+    # A campaign's own URL buttons, in their order in the message.
+    BUTTON_1 = "button1"
+    BUTTON_2 = "button2"
+    BUTTON_3 = "button3"
+    BUTTON_4 = "button4"
+    BUTTON_5 = "button5"
+    BUTTON_6 = "button6"
 
 
-_TARGET_CODES = {LinkTarget.CATALOG: 1, LinkTarget.ORDER: 2}
+BUTTON_TARGETS = (
+    LinkTarget.BUTTON_1,
+    LinkTarget.BUTTON_2,
+    LinkTarget.BUTTON_3,
+    LinkTarget.BUTTON_4,
+    LinkTarget.BUTTON_5,
+    LinkTarget.BUTTON_6,
+)
+_TARGET_CODES = {
+    LinkTarget.CATALOG: 1,
+    LinkTarget.ORDER: 2,
+    **{target: 11 + i for i, target in enumerate(BUTTON_TARGETS)},
+}
 _CODE_TARGETS = {code: target for target, code in _TARGET_CODES.items()}
 
 # kind -> resolver(session, shop, outbox row, target) -> the URL the link leads to now
@@ -272,7 +294,7 @@ async def _schedule_followup(
     session: AsyncSession, shop: Shop, row: Outbox, now: datetime
 ) -> None:
     settings = load_shop_settings(shop.settings)
-    if not settings.followup_enabled or row.kind == FOLLOWUP_KIND:
+    if not settings.followup_enabled or row.kind not in BROADER_OFFER_AFTER:
         return
     key = f"followup:{row.customer_id}:{row.id}"
     due = now + settings.followup_delay

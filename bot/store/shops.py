@@ -223,7 +223,7 @@ async def disconnect_shop(*, session: AsyncSession, shop_id: int, now: datetime)
         update(Outbox)
         .where(
             Outbox.shop_id == shop_id,  # type: ignore[arg-type]
-            Outbox.state == OutboxState.SCHEDULED,  # type: ignore[arg-type]
+            Outbox.state.in_([OutboxState.SCHEDULED, OutboxState.HELD]),  # type: ignore[attr-defined]
         )
         .values(state=OutboxState.CANCELLED, skip_reason="shop_removed", updated_at=now)
         .execution_options(synchronize_session=False)
