@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from bot.db import transaction
 from bot.models import Platform, Shop
 from bot.shop_settings import SettingError, check_webhook_secret
@@ -378,3 +379,27 @@ async def disconnect(
         finally:
             await pool.close()
     return result
+
+
+def shop_record(settings: Settings, item: Shop) -> dict[str, Any]:
+    """Describe a shop for output; the bot token is masked."""
+    from bot.shop_settings import load_shop_settings
+
+    token = item.bot_token
+    return {
+        "id": item.id,
+        "name": item.name,
+        "platform": item.platform,
+        "currency": item.currency,
+        "country": item.country,
+        "locale": item.default_locale,
+        "timezone": item.timezone,
+        "bot_token": (token.split(":")[0] + ":…") if token else None,
+        "bot_username": item.bot_username,
+        "webhook_url": f"{settings.public_base}/hooks/{item.platform}/{item.id}",
+        "webhook_secret": item.webhook_secret,
+        "settings": load_shop_settings(item.settings).model_dump(mode="json"),
+        "last_delivery_at": item.last_delivery_at.isoformat() if item.last_delivery_at else None,
+        "uninstalled_at": item.uninstalled_at.isoformat() if item.uninstalled_at else None,
+        "created_at": item.created_at.isoformat(),
+    }

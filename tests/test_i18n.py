@@ -29,9 +29,13 @@ def _catalog(locale: str):
 
 def _source_msgids() -> set[str]:
     found = set()
+    templates = "console/templates/**.html"  # as babel.cfg maps them
     for folder in ("bot", "integrations"):
         for _file, _line, message, _comments, _context in extract_from_dir(
-            ROOT / folder, method_map=[("**.py", "python")], keywords=KEYWORDS
+            ROOT / folder,
+            method_map=[("**.py", "python"), (templates, "jinja2")],
+            options_map={templates: {"extensions": "jinja2.ext.i18n"}},
+            keywords=KEYWORDS,
         ):
             found.add(message[0] if isinstance(message, tuple) else message)
     return found

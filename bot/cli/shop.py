@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from bot import shops as shops_service
 from bot.cli.common import (
     RECORD_ID,
     NotFound,
@@ -18,7 +19,6 @@ from bot.cli.common import (
     utc_now,
     with_database,
 )
-from bot.config import Settings
 from bot.models import Platform, Shop
 
 
@@ -27,28 +27,7 @@ def shop() -> None:
     """Connect and tune shops."""
 
 
-def shop_record(settings: Settings, item: Shop) -> dict[str, Any]:
-    """Describe a shop for output; the bot token is masked."""
-    from bot.shop_settings import load_shop_settings
-
-    token = item.bot_token
-    return {
-        "id": item.id,
-        "name": item.name,
-        "platform": item.platform,
-        "currency": item.currency,
-        "country": item.country,
-        "locale": item.default_locale,
-        "timezone": item.timezone,
-        "bot_token": (token.split(":")[0] + ":…") if token else None,
-        "bot_username": item.bot_username,
-        "webhook_url": f"{settings.public_base}/hooks/{item.platform}/{item.id}",
-        "webhook_secret": item.webhook_secret,
-        "settings": load_shop_settings(item.settings).model_dump(mode="json"),
-        "last_delivery_at": item.last_delivery_at.isoformat() if item.last_delivery_at else None,
-        "uninstalled_at": iso(item.uninstalled_at),
-        "created_at": item.created_at.isoformat(),
-    }
+shop_record = shops_service.shop_record
 
 
 def _shown(value: Any) -> str:

@@ -1,0 +1,713 @@
+"""The console's pages: login, shops (connect a store), customers, campaigns.
+
+Pages are thin: they call the functions the CLI and the admin API call, and render them with
+Jinja2 in the reader's language (en, ru, uk, pl from the same catalogs as the bot).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from bot.console import session as sessions_
+from bot.db import transaction
+from bot.i18n import SUPPORTED_LOCALES, locale_scope, normalize_locale
+from bot.store.tokens import Principal, authenticate
+
+routes = web.RouteTableDef()
+LANG_COOKIE = "nudge_lang"
+STALE = timedelta(hours=24)  # no delivery for this long turns a shop's light red
+
+
+def _services(request: web.Request) -> Any:
+    from bot.web.keys import SERVICES
+
+    return request.app[SERVICES]
+
+
+def reader_locale(request: web.Request) -> str:
+    """Return the console's language: ?lang=, the cookie, the browser's, else English."""
+    for candidate in (request.query.get("lang"), request.cookies.get(LANG_COOKIE)):
+        found = normalize_locale(candidate)
+        if found:
+            return found
+    for part in request.headers.get("Accept-Language", "").split(","):
+        found = normalize_locale(part.split(";")[0].strip())
+        if found:
+            return found
+    return "en"
+
+
+def render(
+    request: web.Request, template: str, context: dict[str, Any], **kw: Any
+) -> web.Response:
+    """Render a page in the reader's language."""
+    locale = reader_locale(request)
+    with locale_scope(locale):
+        response = aiohttp_jinja2.render_template(
+            template,
+            request,
+            {
+                **context,
+                "locale": locale,
+                "locales": SUPPORTED_LOCALES,
+                "csrf": sessions_.csrf_value(request),
+                "path": request.path,
+            },
+            **kw,
+        )
+    if request.query.get("lang") and normalize_locale(request.query["lang"]):
+        response.set_cookie(
+            LANG_COOKIE, locale, path="/console", samesite="Strict", max_age=31536000
+        )
+    response.headers["Content-Language"] = locale
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+    return response
+
+
+async def _who(request: web.Request) -> Principal:
+    principal = await sessions_.current(request)
+    if principal is None:
+        raise web.HTTPSeeOther("/console/login")
+    return principal
+
+
+async def _shop(request: web.Request, principal: Principal) -> Any:
+    """Return the shop named in the path, or 404 (also for another shop's token)."""
+    from bot.models import Shop
+
+    raw = request.match_info.get("shop_id", "")
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    shop_id = int(raw)
+    if not principal.may_see(shop_id):
+        raise web.HTTPNotFound()
+    async with _services(request).sessions() as session:
+        shop = await session.get(Shop, shop_id)
+    if shop is None:
+        raise web.HTTPNotFound()
+    return shop
+
+
+async def _form(request: web.Request) -> Any:
+    form = await request.post()
+    sessions_.check(sessions_.csrf_value(request), form.get("csrf"))
+    return form
+
+
+# ------------------------------------------------------------------------------- login
+
+
+@routes.get("/console")
+@routes.get("/console/")
+async def home(request: web.Request) -> web.Response:
+    await _who(request)
+    raise web.HTTPSeeOther("/console/shops")
+
+
+def _login_page(request: web.Request, *, error: bool = False) -> web.Response:
+    nonce = sessions_.login_nonce()
+    response = render(
+        request,
+        "login.html",
+        {"login_csrf": sessions_.login_value(request, nonce), "error": error},
+        status=401 if error else 200,
+    )
+    sessions_.set_login_nonce(request, response, nonce)
+    return response
+
+
+@routes.get("/console/login")
+async def login_page(request: web.Request) -> web.Response:
+    return _login_page(request)
+
+
+@routes.post("/console/login")
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    sessions_.check(sessions_.login_value(request), form.get("csrf"))
+    services = _services(request)
+    token = str(form.get("token", "")).strip()
+    async with transaction(services.sessions) as session:
+        principal = await authenticate(session=session, token=token, now=services.clock.now())
+    if principal is None:
+        return _login_page(request, error=True)
+    response = web.HTTPSeeOther("/console/shops")
+    sessions_.start(request, response, principal.token_id)
+    raise response
+
+
+@routes.post("/console/logout")
+async def logout(request: web.Request) -> web.Response:
+    await _form(request)
+    response = web.HTTPSeeOther("/console/login")
+    sessions_.end(response)
+    raise response
+
+
+# ------------------------------------------------------------------------------- shops
+
+
+def delivery_health(shop: Any, now: Any) -> str:
+    """Say how a shop's webhooks are doing: ok, stale (stopped), failing (bad signatures), none."""
+    failure = getattr(shop, "last_signature_failure_at", None)
+    last = shop.last_delivery_at
+    if failure is not None and (last is None or failure > last):
+        return "failing"
+    if last is None:
+        return "none"
+    return "stale" if now - last > STALE else "ok"
+
+
+@routes.get("/console/shops")
+async def shops(request: web.Request) -> web.Response:
+    from bot.store.shops import list_shops
+
+    principal = await _who(request)
+    services = _services(request)
+    async with services.sessions() as session:
+        found = [s for s in await list_shops(session=session) if principal.may_see(s.id)]  # type: ignore[arg-type]
+    now = services.clock.now()
+    rows = [{"shop": s, "health": delivery_health(s, now)} for s in found]
+    return render(request, "shops.html", {"rows": rows, "principal": principal})
+
+
+@routes.get("/console/shops/{shop_id}")
+async def shop_page(request: web.Request) -> web.Response:
+    from bot.shops import shop_record
+    from integrations import ADAPTERS
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    services = _services(request)
+    adapter = ADAPTERS[shop.platform]
+    topics = [*adapter.subscribe_topics, *getattr(adapter, "compliance_topics", ())]
+    record = shop_record(services.settings, shop)
+    return render(
+        request,
+        "shop.html",
+        {
+            "shop": shop,
+            "record": record,
+            "topics": topics,
+            "health": delivery_health(shop, services.clock.now()),
+            "public": services.settings.public_base,
+            "principal": principal,
+            "message": request.query.get("saved"),
+            "error": None,
+        },
+    )
+
+
+@routes.post("/console/shops/{shop_id}/bot")
+async def connect_bot(request: web.Request) -> web.Response:
+    """Check a bot token live with getMe and connect it (as `nudge shop set ID bot_token=…`)."""
+    from bot.shop_settings import SettingError
+    from bot.shops import ShopProblem, change_shop, shop_record
+    from bot.store.shops import ShopNotFound
+
+    principal = await _who(request)
+    if principal.read_only:
+        raise web.HTTPForbidden(text="This token may only read.")
+    shop = await _shop(request, principal)
+    form = await _form(request)
+    services = _services(request)
+    token = str(form.get("bot_token", "")).strip()
+    try:
+        await change_shop(
+            services.sessions,
+            shop_id=shop.id,
+            changes=[("bot_token", token)],
+            api_base=services.settings.telegram_base,
+        )
+    except (SettingError, ShopProblem, ShopNotFound) as exc:
+        from integrations import ADAPTERS
+
+        adapter = ADAPTERS[shop.platform]
+        return render(
+            request,
+            "shop.html",
+            {
+                "shop": shop,
+                "record": shop_record(services.settings, shop),
+                "topics": [*adapter.subscribe_topics, *getattr(adapter, "compliance_topics", ())],
+                "health": delivery_health(shop, services.clock.now()),
+                "public": services.settings.public_base,
+                "principal": principal,
+                "message": None,
+                "error": str(exc),
+            },
+            status=422,
+        )
+    raise web.HTTPSeeOther(f"/console/shops/{shop.id}?saved=bot")
+
+
+# --------------------------------------------------------------------------- customers
+
+
+@routes.get("/console/shops/{shop_id}/customers")
+async def customers(request: web.Request) -> web.Response:
+    from bot.store.customer_card import customer_summary
+    from bot.store.customers import BadQuery, search_customers
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    query = request.query.get("q", "").strip() or None
+    error = None
+    found: list[Any] = []
+    async with _services(request).sessions() as session:
+        try:
+            found = await search_customers(
+                session=session, shop_id=shop.id, query=query, country=shop.country, limit=100
+            )
+        except BadQuery as exc:
+            error = str(exc)
+    rows = [customer_summary(c) for c in found]
+    return render(
+        request, "customers.html", {"shop": shop, "rows": rows, "q": query or "", "error": error}
+    )
+
+
+@routes.get("/console/shops/{shop_id}/customers/{customer_id}")
+async def customer(request: web.Request) -> web.Response:
+    from bot.store.customer_card import customer_card
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    raw = request.match_info["customer_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    async with _services(request).sessions() as session:
+        card = await customer_card(session=session, customer_id=int(raw), shop_id=shop.id)
+    if card is None:
+        raise web.HTTPNotFound()
+    confirm = request.query.get("confirm") == "missing"
+    return render(
+        request, "customer.html", {"shop": shop, "card": card, "request_confirm": confirm}
+    )
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+@routes.get("/console/shops/{shop_id}/campaigns")
+async def campaigns(request: web.Request) -> web.Response:
+    from bot import campaign_service
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    services = _services(request)
+    listed = await campaign_service.listing(services.sessions, shop_id=shop.id)
+    rows = []
+    for item in listed:
+        numbers = await campaign_service.report(
+            services.sessions, campaign_id=item["id"], now=services.clock.now(), shop_id=shop.id
+        )
+        audience = max(numbers["audience"] - numbers["holdout"], 0)
+        done = audience - numbers["pending"]
+        rows.append(
+            {
+                **item,
+                "audience": audience,
+                "done": done,
+                "percent": round(100 * done / audience) if audience else 0,
+                "numbers": numbers,
+            }
+        )
+    return render(request, "campaigns.html", {"shop": shop, "rows": rows})
+
+
+async def _campaign_id(request: web.Request) -> int:
+    raw = request.match_info.get("campaign_id", "")
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    return int(raw)
+
+
+@routes.get("/console/shops/{shop_id}/campaigns/{campaign_id:\\d+}")
+async def campaign(request: web.Request) -> web.Response:
+    """A campaign: each locale as a Telegram-like bubble, missing texts, numbers, funnel."""
+    from markupsafe import Markup
+
+    from bot import campaign_service
+    from bot.campaigns import CampaignError, funnel_svg
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    services = _services(request)
+    campaign_id = await _campaign_id(request)
+    try:
+        shown = await campaign_service.preview(
+            services.sessions, campaign_id=campaign_id, now=services.clock.now(), shop_id=shop.id
+        )
+        numbers = await campaign_service.report(
+            services.sessions, campaign_id=campaign_id, now=services.clock.now(), shop_id=shop.id
+        )
+    except CampaignError:
+        raise web.HTTPNotFound() from None
+    return render(
+        request,
+        "campaign.html",
+        {
+            "shop": shop,
+            "campaign": shown,
+            "numbers": numbers,
+            "funnel": Markup(funnel_svg(numbers)),  # drawn by us, every text in it escaped
+            "principal": principal,
+            "error": request.query.get("error"),
+        },
+    )
+
+
+@routes.post(
+    "/console/shops/{shop_id}/campaigns/{campaign_id:\\d+}/{action:send|pause|resume|cancel}"
+)
+async def campaign_action(request: web.Request) -> web.Response:
+    """Send, pause, resume or cancel a campaign (as `nudge campaign …`)."""
+    from urllib.parse import quote
+
+    from bot import campaign_service
+    from bot.campaigns import CampaignError
+
+    principal = await _who(request)
+    if principal.read_only:
+        raise web.HTTPForbidden(text="This token may only read.")
+    shop = await _shop(request, principal)
+    await _form(request)
+    services = _services(request)
+    campaign_id = await _campaign_id(request)
+    action = request.match_info["action"]
+    target = f"/console/shops/{shop.id}/campaigns/{campaign_id}"
+    try:
+        if action == "send":
+            await campaign_service.send(
+                services.sessions, campaign_id=campaign_id, now=services.clock.now, shop_id=shop.id
+            )
+        else:
+            await campaign_service.act(
+                services.sessions,
+                campaign_id=campaign_id,
+                action=action,
+                now=services.clock.now,
+                shop_id=shop.id,
+            )
+    except CampaignError as exc:
+        if str(exc).startswith("no campaign "):
+            raise web.HTTPNotFound() from None
+        raise web.HTTPSeeOther(f"{target}?error={quote(str(exc))}") from None
+    raise web.HTTPSeeOther(target)
+
+
+@routes.get("/console/shops/{shop_id}/customers/{customer_id}/export")
+async def customer_export(request: web.Request) -> web.Response:
+    """Download everything stored about a customer as JSON."""
+    import json
+
+    from bot.store.privacy import export_customer
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    raw = request.match_info["customer_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    async with _services(request).sessions() as session:
+        found = await export_customer(session=session, shop_id=shop.id, customer_id=int(raw))
+    if found is None:
+        raise web.HTTPNotFound()
+    return web.Response(
+        text=json.dumps(found, ensure_ascii=False, indent=2, default=str),
+        content_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="customer-{raw}.json"'},
+    )
+
+
+@routes.post("/console/shops/{shop_id}/customers/{customer_id}/erase")
+async def customer_erase(request: web.Request) -> web.Response:
+    """Erase a customer after the owner typed ERASE to confirm."""
+    from bot.models import Customer
+    from bot.store.privacy import erase_customers
+
+    principal = await _who(request)
+    if principal.read_only:
+        raise web.HTTPForbidden(text="This token may only read.")
+    shop = await _shop(request, principal)
+    form = await _form(request)
+    raw = request.match_info["customer_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    page = f"/console/shops/{shop.id}/customers/{raw}"
+    if str(form.get("confirm", "")).strip() != "ERASE":
+        raise web.HTTPSeeOther(page + "?confirm=missing")
+    services = _services(request)
+    async with transaction(services.sessions) as session:
+        found = await session.get(Customer, int(raw))
+        if found is None or found.shop_id != shop.id:
+            raise web.HTTPNotFound()
+        await erase_customers(
+            session=session, shop_id=shop.id, customer_ids=[int(raw)], now=services.clock.now()
+        )
+    raise web.HTTPSeeOther(page)
+
+
+@routes.get("/console/shops/{shop_id}/reports")
+async def reports(request: web.Request) -> web.Response:
+    """Lifecycle stages (chart), each flow's messages with skip reasons, and the NPS trend."""
+    from zoneinfo import ZoneInfo
+
+    from markupsafe import Markup
+
+    from bot.lifecycle import lifecycle_report, lifecycle_svg
+    from bot.store.reports import flow_report, known_flows
+    from bot.store.surveys import nps_scores
+    from bot.surveys import nps_summary
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    services = _services(request)
+    async with services.sessions() as session:
+        found = await lifecycle_report(session=session, shop_id=shop.id, now=services.clock.now())
+        flows = [
+            (flow, (await flow_report(session=session, shop_id=shop.id, flow=flow)).as_dict())
+            for flow in known_flows()
+        ]
+        answers = await nps_scores(session=session, shop_id=shop.id)
+    try:
+        zone = ZoneInfo(shop.timezone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return render(
+        request,
+        "reports.html",
+        {
+            "shop": shop,
+            "lifecycle": found.as_dict(),
+            "chart": Markup(lifecycle_svg(found)),  # drawn by us, every text in it escaped
+            "flows": flows,
+            "nps": nps_summary(answers, zone),
+        },
+    )
+
+
+# ------------------------------------------------------------------ the campaign editor
+
+BUILDER_ROWS = 5
+
+
+def _value(op: str, raw: str) -> Any:
+    """Read a builder value: a list for in/not_in, numbers and yes/no as such, else text."""
+    import json
+
+    text = raw.strip()
+    if op in ("in", "not_in"):
+        return [_value("=", part) for part in text.split(",") if part.strip()]
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return (
+            json.loads(text) if text and text.lstrip("-").replace(".", "", 1).isdigit() else text
+        )
+    except ValueError:
+        return text
+
+
+def builder_definition(form: Any) -> dict[str, Any] | str | None:
+    """Turn the editor's segment rows (or a saved segment's name) into a definition."""
+    saved = str(form.get("segment_name", "")).strip()
+    if saved:
+        return saved
+    conditions = []
+    for i in range(BUILDER_ROWS):
+        name, op = str(form.get(f"field{i}", "")), str(form.get(f"op{i}", ""))
+        if not name:
+            continue
+        conditions.append(
+            {"field": name, "op": op, "value": _value(op, str(form.get(f"value{i}", "")))}
+        )
+    return {"any" if form.get("match") == "any" else "all": conditions}
+
+
+def editor_campaign(form: Any, offered: Any) -> dict[str, Any]:
+    """Turn the editor's form into a campaign file (checked by parse_campaign like any other)."""
+    messages = {}
+    for locale in offered:
+        text = str(form.get(f"text_{locale}", "")).strip()
+        if not text:
+            continue
+        message: dict[str, Any] = {"text": text}
+        image = str(form.get(f"image_{locale}", "")).strip()
+        if image:
+            message["image_url"] = image
+        label, url = (
+            str(form.get("button_text", "")).strip(),
+            str(form.get("button_url", "")).strip(),
+        )
+        if label or url:
+            message["buttons"] = [{"text": label, "url": url}]
+        messages[locale] = message
+    raw: dict[str, Any] = {
+        "name": str(form.get("name", "")),
+        "segment": builder_definition(form),
+        "topic": str(form.get("topic", "")),
+        "messages": messages,
+    }
+    holdout = str(form.get("holdout_percent", "")).strip()
+    if holdout:
+        raw["holdout_percent"] = _value("=", holdout)
+    pool = str(form.get("pool", "")).strip()
+    if pool:
+        raw["pool"] = pool
+    local = str(form.get("local_time", "")).strip()
+    if local:
+        raw["schedule"] = {"local_time": local}
+    return raw
+
+
+async def _editor(request: web.Request, shop: Any, form: Any, **extra: Any) -> web.Response:
+    from bot.i18n import offered_locales
+    from bot.segments import FIELDS, OPERATORS
+    from bot.shop_settings import load_shop_settings
+    from bot.store.codes import pool_status
+    from bot.store.segments import list_segments
+
+    async with _services(request).sessions() as session:
+        saved = [s.name for s in await list_segments(session=session, shop_id=shop.id)]
+        pools = [p.name for p in await pool_status(session=session, shop_id=shop.id)]
+    return render(
+        request,
+        "campaign_new.html",
+        {
+            "shop": shop,
+            "form": form,
+            "fields": list(FIELDS),
+            "operators": OPERATORS,
+            "rows": range(BUILDER_ROWS),
+            "saved": saved,
+            "pools": pools,
+            "offered": offered_locales(load_shop_settings(shop.settings).languages),
+            "count": None,
+            "previews": [],
+            "error": None,
+            **extra,
+        },
+        status=422 if extra.get("error") else 200,
+    )
+
+
+@routes.get("/console/shops/{shop_id}/campaigns/new")
+async def campaign_new(request: web.Request) -> web.Response:
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    return await _editor(request, shop, {})
+
+
+@routes.post("/console/shops/{shop_id}/campaigns/new")
+async def campaign_new_post(request: web.Request) -> web.Response:
+    """Count the audience, preview, or create the draft, from the editor's form."""
+    from bot import campaign_service
+    from bot.campaigns import CampaignError, parse_campaign
+    from bot.i18n import offered_locales
+    from bot.segments import SegmentError
+    from bot.shop_settings import load_shop_settings
+    from bot.store.segments import count_audience, saved_definitions
+
+    principal = await _who(request)
+    if principal.read_only:
+        raise web.HTTPForbidden(text="This token may only read.")
+    shop = await _shop(request, principal)
+    form = await _form(request)
+    services = _services(request)
+    offered = offered_locales(load_shop_settings(shop.settings).languages)
+    raw = editor_campaign(form, offered)
+    intent = str(form.get("intent", "count"))
+    try:
+        async with services.sessions() as session:
+            saved = await saved_definitions(session=session, shop_id=shop.id)
+            definition = raw["segment"]
+            if isinstance(definition, str):
+                if definition not in saved:
+                    raise CampaignError(f"segment: no saved segment named {definition!r}")
+                definition = {"field": "segment", "op": "=", "value": definition}
+            count = await count_audience(
+                session=session, shop_id=shop.id, definition=definition, now=services.clock.now()
+            )
+        if intent == "count":
+            return await _editor(request, shop, form, count=count)
+        parse_campaign(raw, saved)
+        if intent == "create":
+            created = await campaign_service.create(
+                services.sessions, shop_id=shop.id, raw=raw, now=services.clock.now()
+            )
+            raise web.HTTPSeeOther(f"/console/shops/{shop.id}/campaigns/{created['id']}")
+        previews = _previews(raw, shop, offered)
+        return await _editor(request, shop, form, count=count, previews=previews)
+    except (CampaignError, SegmentError) as exc:
+        return await _editor(request, shop, form, error=str(exc))
+
+
+def _previews(raw: dict[str, Any], shop: Any, offered: Any) -> list[dict[str, Any]]:
+    """Render the editor's messages as customers would see them (without storing anything)."""
+    from bot.campaigns import fill, parse_campaign, pick_locale
+
+    spec = parse_campaign(raw)
+    messages = spec.variants[0].messages
+    shown = []
+    for locale in offered:
+        chosen = pick_locale(messages, locale, shop.default_locale) or next(iter(messages))
+        message = messages[chosen]
+        with locale_scope(chosen):
+            from bot.i18n import _
+
+            buttons = [b.text for b in message.buttons]
+            if spec.catalog_button:
+                buttons.append(_("Open catalog"))
+            if spec.not_interested_button:
+                buttons.append(_("Not interested"))
+        shown.append(
+            {
+                "locale": locale,
+                "text_locale": chosen,
+                "text": fill(
+                    message.text,
+                    first_name="Олена" if chosen in ("uk", "ru") else "Anna",
+                    code="SPRING-7K2M" if message.needs_code else None,
+                    shop_name=shop.name,
+                ),
+                "image_url": message.image_url,
+                "buttons": buttons,
+            }
+        )
+    return shown
+
+
+@routes.post("/console/shops/{shop_id}/audience")
+async def audience_count(request: web.Request) -> web.Response:
+    """The editor's live count (JSON, for the page's script; the form works without it)."""
+    from bot.segments import SegmentError
+    from bot.store.segments import count_audience
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    form = await _form(request)
+    definition = builder_definition(form)
+    if isinstance(definition, str):
+        definition = {"field": "segment", "op": "=", "value": definition}
+    services = _services(request)
+    try:
+        async with services.sessions() as session:
+            count = await count_audience(
+                session=session, shop_id=shop.id, definition=definition, now=services.clock.now()
+            )
+    except SegmentError as exc:
+        return web.json_response({"error": str(exc)}, status=422)
+    from bot.i18n import _
+
+    with locale_scope(reader_locale(request)):
+        label = _("Audience now: {count}").format(count=count)
+    return web.json_response({"count": count, "text": label})
