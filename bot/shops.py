@@ -319,6 +319,11 @@ async def change_shop(
                 notes.append(f"Telegram says this bot is @{account.username}: that is kept")
             changes = [(k, v) for k, v in changes if k != "bot_username"]
             changes.append(("bot_username", account.username))
+    group = next(
+        (v.strip() for k, v in reversed(changes) if k in ("support_chat", "support_chat_id")), None
+    )
+    if group and group.lstrip("-").isdigit() and (token or shop.bot_token):
+        await _check_support_group(token or shop.bot_token, int(group), api_base=api_base)
     async with transaction(sessions) as session:
         if token:
             await _one_shop_per_bot(session, token, shop_id=shop_id)
@@ -326,6 +331,31 @@ async def change_shop(
             shop = await store.update_shop(session=session, shop_id=shop_id, key=key, value=value)
         store.check_locale_offered(shop)
     return Changed(shop=shop, notes=notes)
+
+
+async def _check_support_group(token: str, chat_id: int, *, api_base: str) -> None:
+    """Refuse a support group the bot cannot work in, saying exactly what is missing."""
+    from aiogram.exceptions import TelegramNetworkError
+
+    from bot.support import support_group_problems
+    from bot.telegram import BotPool
+
+    pool = BotPool(api_base, timeout=CHECK_TIMEOUT)
+    try:
+        problems = await support_group_problems(pool.get(token), chat_id)
+    except TelegramNetworkError as exc:
+        reason = _masked(str(exc.message or exc), token)
+        raise ShopProblem(
+            f"support_chat: could not reach the Telegram Bot API to check the group ({reason})"
+        ) from None
+    finally:
+        await pool.close()
+    if problems:
+        raise ShopProblem(
+            f"support_chat: in chat {chat_id} the bot needs: {'; '.join(problems)} "
+            "(add the bot to the group as an administrator who may manage topics, then set it "
+            "again, or send /connect_support in the group)"
+        )
 
 
 # ------------------------------------------------------------------------------ disconnect

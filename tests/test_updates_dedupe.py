@@ -25,7 +25,7 @@ from bot.app import build_app
 from bot.bots import webhook_secret
 from bot.config import load_settings
 from bot.db import session_factory, transaction
-from bot.models import CustomerEvent, Shop, TelegramUpdate
+from bot.models import CustomerEvent, Shop, SupportMessage, TelegramUpdate
 from bot.playground import Playground
 from bot.sandbox import Limits, Sandbox
 from bot.store.customers import add_customer
@@ -65,11 +65,39 @@ async def _linked(pg: Playground, shop: Shop, user_id: int = 1001):
 
 
 async def _replies(sessions, customer_id: int) -> list[str]:
+    """The customer's messages written to their profile (reply events), in order."""
     async with sessions() as session:
         query = select(CustomerEvent).where(
             CustomerEvent.customer_id == customer_id, CustomerEvent.type == "reply"
         )
         return [e.payload["text"] for e in (await session.scalars(query.order_by("id"))).all()]
+
+
+async def _support_messages(sessions, shop_id: int) -> list[str | None]:
+    """The customers' messages stored in the shop's support conversations, in order."""
+    async with sessions() as session:
+        query = select(SupportMessage.text).where(
+            SupportMessage.shop_id == shop_id, SupportMessage.direction == "in"
+        )
+        return list((await session.scalars(query.order_by(SupportMessage.id))).all())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def handled(monkeypatch) -> list[str | None]:
+    """The text of each message the customer-message handler ran for, once per run.
+
+    Storing is idempotent per source message and only a conversation's first message is
+    acknowledged, so neither the store nor the bot's answers would show a second run.
+    """
+    calls: list[str | None] = []
+    real = bot.handlers.replies.receive
+
+    async def counted(services: Any, **fields: Any) -> Any:
+        calls.append(fields["message"].text)
+        return await real(services, **fields)
+
+    monkeypatch.setattr(bot.handlers.replies, "receive", counted)
+    return calls
 
 
 async def _ledger(sessions) -> list[TelegramUpdate]:
@@ -92,12 +120,12 @@ async def _post(pg: Playground, shop: Shop, body: bytes) -> int:
             return response.status
 
 
-def _message(update_id: int, chat_id: int, text: str) -> bytes:
+def _message(update_id: int, chat_id: int, text: str, message_id: int | None = None) -> bytes:
     return json.dumps(
         {
             "update_id": update_id,
             "message": {
-                "message_id": update_id,
+                "message_id": update_id if message_id is None else message_id,
                 "date": 1_700_000_000,
                 "chat": {"id": chat_id, "type": "private", "first_name": "Olena"},
                 "from": {"id": chat_id, "is_bot": False, "first_name": "Olena"},
@@ -110,7 +138,7 @@ def _message(update_id: int, chat_id: int, text: str) -> bytes:
 # ------------------------------------------------------------------------- handled once
 
 
-async def test_an_update_redelivered_after_a_lost_answer_is_handled_once(playground):
+async def test_an_update_redelivered_after_a_lost_answer_is_handled_once(playground, handled):
     pg = playground
     shop = await pg.add_shop(name="Kvitka")
     profile_id, olena = await _linked(pg, shop)
@@ -120,14 +148,16 @@ async def test_an_update_redelivered_after_a_lost_answer_is_handled_once(playgro
     await pg.settle()
 
     assert pg.sandbox.stats(shop.bot_token).webhook_failures == 3  # delivered four times
+    assert handled == ["Is size M in stock?"]
     [thanks] = olena.bot_messages()
     assert thanks.text.startswith(THANKS)
     assert await _replies(pg.services.sessions, profile_id) == ["Is size M in stock?"]
+    assert await _support_messages(pg.services.sessions, shop.id) == ["Is size M in stock?"]
     [row] = await _ledger(pg.services.sessions)
     assert (row.state, row.attempts, row.shop_id) == ("done", 1, shop.id)
 
 
-async def test_the_same_update_sent_twice_is_handled_once(playground):
+async def test_the_same_update_sent_twice_is_handled_once(playground, handled):
     pg = playground
     shop = await pg.add_shop(name="Kvitka")
     profile_id, olena = await _linked(pg, shop)
@@ -140,12 +170,16 @@ async def test_the_same_update_sent_twice_is_handled_once(playground):
     await olena.send("Still there?")
     await pg.settle()
 
-    assert len(olena.bot_messages()) == 2
+    assert handled == ["Hello", "Still there?"]  # the redelivered update 1 never ran again
+    [thanks] = olena.bot_messages()  # only a conversation's first message is acknowledged
+    assert thanks.text.startswith(THANKS)
     assert await _replies(pg.services.sessions, profile_id) == ["Hello", "Still there?"]
-    assert [r.update_id for r in await _ledger(pg.services.sessions)] == [1, 2]
+    assert await _support_messages(pg.services.sessions, shop.id) == ["Hello", "Still there?"]
+    ledger = await _ledger(pg.services.sessions)
+    assert [(r.update_id, r.state, r.attempts) for r in ledger] == [(1, "done", 1), (2, "done", 1)]
 
 
-async def test_concurrent_deliveries_of_one_update_run_it_once(playground):
+async def test_concurrent_deliveries_of_one_update_run_it_once(playground, handled):
     pg = playground
     shop = await pg.add_shop(name="Kvitka")
     profile_id, olena = await _linked(pg, shop)
@@ -159,6 +193,8 @@ async def test_concurrent_deliveries_of_one_update_run_it_once(playground):
     assert len(olena.bot_messages()) == 1
     assert await _post(pg, shop, body) == 200  # the retry Telegram makes after a 503
     assert await _replies(pg.services.sessions, profile_id) == ["Both at once"]
+    assert await _support_messages(pg.services.sessions, shop.id) == ["Both at once"]
+    assert handled == ["Both at once"]
 
 
 async def test_a_claim_left_by_a_crash_is_retried_once_it_is_stale(playground):
@@ -233,7 +269,7 @@ async def test_an_unreadable_update_is_kept_and_the_stream_goes_on(playground, p
     assert (handled.state, handled.update_id) == ("done", bad["update_id"] + 1)
 
 
-async def test_a_nul_character_does_not_block_the_bot(playground, database):
+async def test_a_nul_character_does_not_block_the_bot(playground):
     pg = playground
     shop = await pg.add_shop(name="Kvitka")
     profile_id, olena = await _linked(pg, shop)
@@ -244,13 +280,13 @@ async def test_a_nul_character_does_not_block_the_bot(playground, database):
 
     assert pg.sandbox.stats(shop.bot_token).webhook_failures == 0
     nul, plain = await _ledger(pg.services.sessions)
-    assert plain.state == "done"
-    if database.backend == "pg":  # PostgreSQL refuses NUL in text: the handler fails, once
-        assert nul.state == "failed" and "\x00" not in nul.error
-        assert await _replies(pg.services.sessions, profile_id) == ["Size M?"]
-    else:
-        assert nul.state == "done"
-        assert await _replies(pg.services.sessions, profile_id) == ["Size\x00M?", "Size M?"]
+    # PostgreSQL refuses NUL in text: it is stored as U+FFFD on either backend, so the message
+    # reaches support instead of failing, and the one after it is handled too.
+    assert (nul.state, nul.error, nul.attempts) == ("done", None, 1)
+    assert (plain.state, plain.error) == ("done", None)
+    stored = ["Size\ufffdM?", "Size M?"]
+    assert await _replies(pg.services.sessions, profile_id) == stored
+    assert await _support_messages(pg.services.sessions, shop.id) == stored
 
 
 @pytest.mark.parametrize(
@@ -279,22 +315,24 @@ async def test_a_failing_handler_is_recorded_and_acknowledged(playground, monkey
     pg = playground
     shop = await pg.add_shop(name="Kvitka")
     profile_id, olena = await _linked(pg, shop)
-    real = bot.handlers.replies.record_customer_message
+    real = bot.handlers.replies.receive  # what the handler calls to store a message
 
-    async def breaks_on_boom(services: Any, **fields: Any) -> None:
-        if fields["text"] == "boom":
+    async def breaks_on_boom(services: Any, **fields: Any) -> Any:
+        if fields["message"].text == "boom":
             raise RuntimeError("the support store broke")
-        await real(services, **fields)
+        return await real(services, **fields)
 
-    monkeypatch.setattr(bot.handlers.replies, "record_customer_message", breaks_on_boom)
+    monkeypatch.setattr(bot.handlers.replies, "receive", breaks_on_boom)
     await olena.send("boom")
     await olena.send("fine")
     await pg.settle()
 
     assert pg.sandbox.stats(shop.bot_token).webhook_failures == 0
     assert await _replies(pg.services.sessions, profile_id) == ["fine"]
+    assert await _support_messages(pg.services.sessions, shop.id) == ["fine"]
     failed, done = await _ledger(pg.services.sessions)
     assert (failed.state, failed.error) == ("failed", "RuntimeError: the support store broke")
+    assert failed.attempts == 1  # a bug is not retried: it would fail on every redelivery
     assert done.state == "done"
 
 
@@ -302,22 +340,25 @@ async def test_a_database_hiccup_is_retried_and_handled_once(playground, monkeyp
     pg = playground
     shop = await pg.add_shop(name="Kvitka")
     profile_id, olena = await _linked(pg, shop)
-    real = bot.handlers.replies.record_customer_message
+    real = bot.handlers.replies.receive  # what the handler calls to store a message
     calls = []
 
-    async def locked_once(services: Any, **fields: Any) -> None:
-        calls.append(fields["text"])
+    async def locked_once(services: Any, **fields: Any) -> Any:
+        calls.append(fields["message"].text)
         if len(calls) == 1:
             raise sa_exc.OperationalError("INSERT", {}, Exception("database is locked"))
-        await real(services, **fields)
+        return await real(services, **fields)
 
-    monkeypatch.setattr(bot.handlers.replies, "record_customer_message", locked_once)
+    monkeypatch.setattr(bot.handlers.replies, "receive", locked_once)
     await olena.send("Where is my parcel?")
     await pg.settle()
 
     assert calls == ["Where is my parcel?", "Where is my parcel?"]
     assert pg.sandbox.stats(shop.bot_token).webhook_failures == 1  # answered 503, then 200
     assert await _replies(pg.services.sessions, profile_id) == ["Where is my parcel?"]
+    assert await _support_messages(pg.services.sessions, shop.id) == ["Where is my parcel?"]
+    [thanks] = olena.bot_messages()
+    assert thanks.text.startswith(THANKS)
     [row] = await _ledger(pg.services.sessions)
     assert (row.state, row.attempts) == ("done", 2)
 
@@ -385,21 +426,23 @@ async def test_polling_handles_each_update_once_and_moves_past_poison(database, 
         await olena.send("Two")
         await sandbox.wait_idle(timeout=10)
 
-        replies = await _replies(sessions, profile.id)
-        assert replies[0] == "One" and replies[-1] == "Two"
-        assert replies.count("One") == 1
+        # update 3's NUL is stored as U+FFFD (PostgreSQL refuses NUL), so it is handled too
+        expected = ["One", "Size\ufffdM?", "Two"]
+        assert await _replies(sessions, profile.id) == expected
+        assert await _support_messages(sessions, shop.id) == expected
         assert world.pending == 0
         states = {row.update_id: row.state for row in await _ledger(sessions)}
-        assert states[1] == "done" and states[2] == "rejected" and states[4] == "done"
-        assert states[3] == ("failed" if database.backend == "pg" else "done")
+        assert states == {1: "done", 2: "rejected", 3: "done", 4: "done"}
 
 
 async def test_another_update_under_a_reused_id_is_handled(playground):
     pg = playground
     shop = await pg.add_shop(name="Kvitka")
     profile_id, olena = await _linked(pg, shop)
-    first = _message(500, olena.chat_id, "Before a quiet week")
-    later = _message(500, olena.chat_id, "After it")  # Telegram restarted its id sequence
+    first = _message(500, olena.chat_id, "Before a quiet week", message_id=500)
+    # Telegram restarted its update id sequence; a new message in the chat still gets a new,
+    # higher message id (message ids are unique and increasing per chat)
+    later = _message(500, olena.chat_id, "After it", message_id=501)
 
     assert await _post(pg, shop, first) == 200
     assert await _post(pg, shop, later) == 200
@@ -407,3 +450,8 @@ async def test_another_update_under_a_reused_id_is_handled(playground):
     await pg.settle()
 
     assert await _replies(pg.services.sessions, profile_id) == ["Before a quiet week", "After it"]
+    stored = await _support_messages(pg.services.sessions, shop.id)
+    assert stored == ["Before a quiet week", "After it"]
+    [row] = await _ledger(pg.services.sessions)  # one row per bot and update_id, reused
+    assert (row.update_id, row.state, row.attempts) == (500, "done", 1)
+    assert row.fingerprint == fingerprint_of(json.loads(later))

@@ -133,16 +133,19 @@ def _print_nps(data: dict[str, Any]) -> None:
     "--chart",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     default=None,
-    help="Also draw the stages to FILE.svg.",
+    help="Also draw the stages to FILE.svg or FILE.png.",
 )
 @json_option
 @click.pass_context
 def report_lifecycle(
     ctx: click.Context, shop_id: int, days: int, chart: Path | None, as_json: bool
 ) -> None:
-    """Customers in each stage (and how many cannot be reached), and moves in the last days."""
-    if chart is not None and chart.suffix.lower() != ".svg":
-        raise UsageProblem(f"{chart}: charts are drawn as SVG; name the file *.svg")
+    """Customers in each stage (how many cannot be reached, how many blocked the bot), and
+    moves in the last days."""
+    if chart is not None and chart.suffix.lower() not in (".svg", ".png"):
+        raise UsageProblem(
+            f"{chart}: charts are drawn as SVG or PNG; name the file *.svg or *.png"
+        )
     settings = settings_from(ctx)
 
     async def work(sessions: Any) -> Any:
@@ -154,14 +157,23 @@ def report_lifecycle(
 
     found = run(with_database(settings, work))
     if chart is not None:
-        chart.write_text(lifecycle_svg(found), encoding="utf-8")
+        try:
+            if chart.suffix.lower() == ".png":
+                from bot.charts import lifecycle_png
+
+                chart.write_bytes(lifecycle_png(found))
+            else:
+                chart.write_text(lifecycle_svg(found), encoding="utf-8")
+        except OSError as exc:
+            raise UsageProblem(f"{chart}: cannot write the chart ({exc.strerror})") from None
     data = found.as_dict()
 
     def human() -> None:
         click.echo(f"shop {shop_id}: customers by stage")
         for stage, count in found.stages.items():
             cannot = found.unreachable.get(stage, 0)
-            click.echo(f"  {stage:9} {count:8}   unreachable {cannot}")
+            gone = found.blocked.get(stage, 0)
+            click.echo(f"  {stage:9} {count:8}   unreachable {cannot} (blocked the bot {gone})")
         click.echo(f"moves in the last {days} days (first -> last stage of each customer):")
         if not found.moves:
             click.echo("  none")
@@ -172,3 +184,51 @@ def report_lifecycle(
             click.echo(f"chart: {chart}")
 
     emit(as_json, data, human)
+
+
+# ---------------------------------------------------------------- support (#15)
+
+
+@report.command("support")
+@click.option("--shop", "shop_id", type=RECORD_ID, required=True, help="The shop.")
+@click.option("--days", default=None, type=click.IntRange(1, 3650), help="Only the last N days.")
+@json_option
+@click.pass_context
+def report_support(ctx: click.Context, shop_id: int, days: int | None, as_json: bool) -> None:
+    """Support conversations: opened, answered, median first response, open now."""
+    from datetime import timedelta
+
+    from bot.store.support_desk import support_figures
+
+    settings = settings_from(ctx)
+    since = utc_now() - timedelta(days=days) if days else None
+
+    async def work(sessions: Any) -> dict[str, Any]:
+        async with sessions() as session:
+            await shop_or_fail(session, shop_id)
+            figures = await support_figures(session=session, shop_id=shop_id, since=since)
+        return {"shop_id": shop_id, "days": days, **figures.as_dict()}
+
+    data = run(with_database(settings, work))
+
+    def human() -> None:
+        median = data["median_first_response_seconds"]
+        shown = "-" if median is None else _seconds(median)
+        for label, value in (
+            ("conversations opened", data["opened"]),
+            ("answered", data["answered"]),
+            ("median first response", shown),
+            ("open now", data["open_now"]),
+            ("answers not delivered", data["undelivered"]),
+        ):
+            click.echo(f"{label:<24}{value}")
+
+    emit(as_json, data, human)
+
+
+def _seconds(value: float) -> str:
+    minutes, seconds = divmod(round(value), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"

@@ -12,9 +12,12 @@ Checked in this order (the first that applies wins):
 | an `Exclusion` for the row's topic ("not interested") | all | skipped `excluded` |
 | `promos_paused_until` in the future | promo | skipped `paused` |
 | `needs_follow_up` (support must answer first) | promo | skipped `needs_follow_up` |
+| a support conversation is open (`support_open_since`) | promo | skipped `support_open` |
 | quiet hours (customer's time zone, else shop's) | reminder, promo | postponed to their end |
 | frequency cap: `frequency_cap` promos per `frequency_window` | promo | skipped `frequency_cap` |
 
+An answer of the shop's support (kinds in SERVICE_KINDS) answers the customer's own question:
+`/stop` ends marketing, not support, so consent does not stop it (a blocked chat still does).
 Transactional messages are exempt from quiet hours and the cap. Reminders are not capped and do
 not count against the cap: they answer the customer's own action (a cart left behind), and the
 cap is the shop's promise about promotions. A cap of 0 means no promo messages at all.
@@ -46,6 +49,7 @@ class Verdict:
 
 
 SEND = Verdict()
+SERVICE_KINDS = frozenset({"support.reply", "support.copy"})
 
 
 @lru_cache(maxsize=512)
@@ -101,9 +105,10 @@ def decide(
         return Verdict("no_bot")
     if customer is None or customer.telegram_chat_id is None:
         return Verdict("no_chat")
-    if customer.consent == Consent.OPTED_OUT:
+    service = row.kind in SERVICE_KINDS
+    if customer.consent == Consent.OPTED_OUT and not service:
         return Verdict("unsubscribed")
-    if customer.consent != Consent.OPTED_IN:
+    if customer.consent != Consent.OPTED_IN and not service:
         return Verdict("no_consent")
     if customer.unreachable_since is not None:
         return Verdict("unreachable")
@@ -114,6 +119,8 @@ def decide(
             return Verdict("paused")
         if customer.needs_follow_up:
             return Verdict("needs_follow_up")
+        if getattr(customer, "support_open_since", None) is not None:
+            return Verdict("support_open")
     if lane != Lane.TRANSACTIONAL:
         until = quiet_until(
             now,
@@ -130,4 +137,4 @@ def decide(
     return SEND
 
 
-__all__ = ["SEND", "Verdict", "customer_zone", "decide", "quiet_until"]
+__all__ = ["SEND", "SERVICE_KINDS", "Verdict", "customer_zone", "decide", "quiet_until"]

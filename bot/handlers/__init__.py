@@ -11,9 +11,10 @@ from aiogram import Router
 
 def routers() -> list[Router]:
     """Return fresh routers for one dispatcher, in order; earlier ones win."""
-    from bot.handlers import offers, replies, settings, start, surveys
+    from bot.handlers import offers, replies, settings, start, support, surveys
 
     return [
+        support.build_router(),  # group chats only: the support desk
         start.build_router(),
         offers.build_router(),
         settings.build_router(),

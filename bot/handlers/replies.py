@@ -1,4 +1,4 @@
-"""Everything else a customer sends: written to the profile for support, and acknowledged.
+"""Everything else a customer sends, linked or not: a support conversation (bot/support.py).
 
 Registered last, so commands, survey answers and buttons are handled first; a tap on a button
 nobody understood (stale, foreign or tampered) is refused politely here.
@@ -10,12 +10,14 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
 from bot import preferences
-from bot.messages import linking
+from bot.handlers.settings import show_help
+from bot.i18n import format_datetime
 from bot.messages import replies as texts
 from bot.messages import settings as settings_texts
+from bot.messages import support as support_texts
 from bot.models import Customer, Shop
 from bot.services import Services
-from bot.support import record_customer_message
+from bot.support import receive
 from bot.surveys import is_stop_word
 
 
@@ -28,45 +30,38 @@ def build_router() -> Router:
     return router
 
 
-def _content(message: Message) -> tuple[str, str | None, str | None]:
-    if message.text is not None:
-        return "text", message.text, None
-    if message.photo:
-        return "photo", message.caption, message.photo[-1].file_id
-    if message.voice is not None:
-        return "voice", message.caption, message.voice.file_id
-    if message.video is not None:
-        return "video", message.caption, message.video.file_id
-    if message.document is not None:
-        return "document", message.caption, message.document.file_id
-    return "other", message.caption, None
-
-
 async def customer_message(
-    message: Message, shop: Shop, customer: Customer | None, services: Services
+    message: Message,
+    shop: Shop,
+    customer: Customer | None,
+    services: Services,
+    locale: str | None = None,
 ) -> None:
-    """Write the message to the profile as a reply (linked to what it answers) and thank."""
-    if customer is None:
-        await message.answer(
-            linking.ask_for_phone(shop.name), reply_markup=linking.share_phone_keyboard()
-        )
-        return
-    if is_stop_word(message.text):
+    """Store the message in the customer's conversation (linked or not), then acknowledge.
+
+    The first message of a conversation is acknowledged (with when to expect an answer outside
+    working hours); the ones after it are simply passed on. A linked customer's stop word
+    unsubscribes them from promotions instead.
+    """
+    if customer is not None and is_stop_word(message.text):
         await preferences.unsubscribe(services, customer=customer, source="stop_word")
         await message.answer(settings_texts.unsubscribed(shop.name))
         return
-    content, text, file_id = _content(message)
-    replied = message.reply_to_message
-    await record_customer_message(
-        services,
-        customer=customer,
-        content=content,
-        text=text,
-        file_id=file_id,
-        message_id=message.message_id,
-        reply_to_message_id=replied.message_id if replied else None,
+    if (message.text or "").startswith("/"):  # a command no handler knows: not a question
+        await show_help(message, shop)
+        return
+    received = await receive(
+        services, shop=shop, customer=customer, message=message, locale=locale
     )
-    await message.answer(texts.received())
+    if received.message is None or not received.opened:
+        return
+    text = texts.received()
+    if received.answer_after is not None:
+        when = format_datetime(
+            received.answer_after, locale or shop.default_locale, shop.timezone, "short"
+        )
+        text = f"{text}\n\n{support_texts.offline(when)}"
+    await message.answer(text)
 
 
 async def unknown_tap(callback: CallbackQuery) -> None:

@@ -79,6 +79,40 @@ class Participant:
             content["entities"] = entities
         return content
 
+    def _media(self, kind: str, caption: str | None) -> dict[str, Any]:
+        """Return the content of a media message of `kind` (photo, document, voice, video…)."""
+        content: dict[str, Any]
+        if kind == "photo":
+            content = {"photo": self.world.new_photo()}
+        else:
+            number = len(self.world.files) + 1
+            file_id = f"BQACAgIAAxkB{self.world.id:x}{kind}{number:06d}AAQ"
+            media: dict[str, Any] = {
+                "file_id": file_id,
+                "file_unique_id": f"AgAD{kind[:3]}{number:06d}",
+                "file_size": 4096 * number,
+            }
+            if kind == "document":
+                media.update(file_name=f"file{number}.pdf", mime_type="application/pdf")
+            elif kind == "voice":
+                media.update(duration=3, mime_type="audio/ogg")
+            elif kind == "video":
+                media.update(width=640, height=360, duration=5)
+            elif kind == "sticker":
+                media.update(
+                    type="regular", width=512, height=512, is_animated=False, is_video=False
+                )
+            else:
+                raise ValueError(f"unknown media kind {kind!r}")
+            self.world.files[file_id] = [media]
+            content = {kind: media}
+        if caption and kind != "sticker":
+            content["caption"] = caption
+            entities = detect_entities(caption)
+            if entities:
+                content["caption_entities"] = entities
+        return content
+
     def _find_button(
         self, text: str, message_id: int | None, thread_id: int | None = None
     ) -> tuple[StoredMessage, dict[str, Any]]:
@@ -256,6 +290,11 @@ class Customer(Participant):
                 content["caption_entities"] = entities
         return self._say(content)
 
+    async def send_media(self, kind: str, caption: str | None = None) -> dict[str, Any]:
+        """Send a photo, document, voice note, video or sticker to the bot."""
+        self._check_open()
+        return self._say(self._media(kind, caption))
+
     async def tap(
         self, text: str, *, message_id: int | None = None, thread_id: int | None = None
     ) -> TapResult:
@@ -333,6 +372,27 @@ class Agent(Participant):
         """Post a text message in the group, optionally inside a topic."""
         return self._say(self._text(text), thread_id=thread_id, reply_to=reply_to)
 
+    async def send_media(
+        self, kind: str, caption: str | None = None, *, thread_id: int | None = None
+    ) -> dict[str, Any]:
+        """Post a photo, document, voice note, video or sticker in the group."""
+        return self._say(self._media(kind, caption), thread_id=thread_id)
+
+    async def edit(self, message_id: int, text: str) -> dict[str, Any]:
+        """Edit one of this person's messages; the bot gets an edited_message update."""
+        stored = self.chat.live(message_id)
+        if stored is None or stored.message.get("from", {}).get("id") != self.user_id:
+            raise LookupError(f"no message {message_id} of user {self.user_id} to edit")
+        key = "text" if "text" in stored.message else "caption"
+        new = {k: v for k, v in stored.message.items() if k not in (key, f"{key}_entities")}
+        new[key] = text
+        new["edit_date"] = self.world.date()
+        stored.history.append(stored.message)
+        stored.message = new
+        self.chat.changed()
+        self.world.enqueue("edited_message", new)
+        return new
+
 
 class ForumGroup:
     """A supergroup with forum topics where the bot is an administrator."""
@@ -387,6 +447,18 @@ class ForumGroup:
         self.chat.members[user_id] = {"status": status, "user": user}
         agent = self._agents[user_id] = Agent(self.world, self.chat, user)
         return agent
+
+    def set_bot_rights(self, status: str = "administrator", **rights: bool) -> None:
+        """Make the bot an administrator with some rights off, or a plain member."""
+        self.chat.members[self.world.id] = {
+            "status": status,
+            "user": self.world.user,
+            "rights": rights,
+        }
+
+    def leave(self, user_id: int) -> None:
+        """Mark a person as having left the group (they are no agent any more)."""
+        self.chat.members[user_id]["status"] = "left"
 
     def agent(self, user_id: int) -> Agent:
         """Return a member added with add_member."""

@@ -44,7 +44,21 @@ CHAT_ACTIONS = frozenset(
 )
 _COMMAND_RE = re.compile(r"[a-z0-9_]{1,32}")
 _SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_COPYABLE = ("text", "entities", "photo", "caption", "caption_entities", "contact")
+_COPYABLE = (
+    "text",
+    "entities",
+    "photo",
+    "caption",
+    "caption_entities",
+    "contact",
+    "document",
+    "voice",
+    "video",
+    "video_note",
+    "audio",
+    "animation",
+    "sticker",
+)
 
 
 @dataclass(frozen=True)
@@ -681,6 +695,23 @@ def chat_member(status: str, user: dict[str, Any]) -> dict[str, Any]:
     return {"status": status, "user": user}
 
 
+def bot_member(world: BotWorld, chat: ChatState) -> dict[str, Any]:
+    """Return the bot's own ChatMember in a group: an administrator unless a test set less."""
+    record = chat.members.get(world.id) or {"status": "administrator"}
+    member = chat_member(record["status"], world.user)
+    if record["status"] == "restricted":
+        member.update({"is_member": True, "until_date": 0, "can_send_messages": True})
+    member.update(record.get("rights") or {})
+    return member
+
+
+def require_topic_rights(world: BotWorld, chat: ChatState) -> None:
+    """Raise Telegram's error when the bot may not manage the group's topics."""
+    member = bot_member(world, chat)
+    if member["status"] != "creator" and not member.get("can_manage_topics"):
+        raise bad_request("not enough rights to manage topics")
+
+
 @method("getChatMember")
 def get_chat_member(world: BotWorld, p: Params) -> dict[str, Any]:
     """Return a member of a chat."""
@@ -689,8 +720,9 @@ def get_chat_member(world: BotWorld, p: Params) -> dict[str, Any]:
     if user_id is None:
         raise bad_request("user_id is empty")
     if user_id == world.id:
-        status = "member" if chat.type == "private" else "administrator"
-        return chat_member(status, world.user)
+        if chat.type == "private":
+            return chat_member("member", world.user)
+        return bot_member(world, chat)
     if chat.type == "private":
         if user_id != chat.id:
             raise bad_request("user not found")
@@ -708,6 +740,7 @@ def create_forum_topic(world: BotWorld, p: Params) -> dict[str, Any]:
     """Create a forum topic; its thread id is the id of its service message."""
     chat = world.writable_chat(p.chat_id())
     require_forum(chat)
+    require_topic_rights(world, chat)
     name = p.str("name") or ""
     if not name.strip():
         raise bad_request("TOPIC_TITLE_EMPTY")

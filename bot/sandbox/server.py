@@ -203,15 +203,16 @@ class Sandbox:
         chat_id: int | None = None,
         *,
         username: str | None = None,
+        forum: bool = True,
     ) -> ForumGroup:
-        """Create (or return) a forum supergroup where the bot is an administrator."""
+        """Create (or return) a supergroup (with topics unless `forum` is False), bot an admin."""
         world = self.bot(token)
         if chat_id is None:
             chat_id = -1001000000000 - sum(1 for c in world.chats.values() if c.is_group)
         key = (token, chat_id)
         if key in self._groups:
             return self._groups[key]
-        chat = ChatState(chat_id, "supergroup", title=title, is_forum=True, username=username)
+        chat = ChatState(chat_id, "supergroup", title=title, is_forum=forum, username=username)
         chat.members[world.id] = {"status": "administrator", "user": world.user}
         world.chats[chat_id] = chat
         group = self._groups[key] = ForumGroup(world, chat)

@@ -257,6 +257,7 @@ class BotStats:
     webhook_failures: int = 0
     max_sends_in_1s: int = 0
     max_chat_sends_in_1s: int = 0
+    max_arrivals_in_1s: int = 0  # send requests that arrived, refused ones too
 
     @property
     def total_requests(self) -> int:
@@ -508,6 +509,7 @@ class BotWorld:
             webhook_failures=stats.webhook_failures,
             max_sends_in_1s=self.limiter.sent.peak,
             max_chat_sends_in_1s=max((w.peak for w in per_chat), default=0),
+            max_arrivals_in_1s=self.limiter.arrived.peak,
         )
 
     def reset_stats(self) -> None:

@@ -51,6 +51,13 @@ REASONS = {
     "birthday_changed": "the customer's birthday changed since it was scheduled",
     "order_cancelled": "the order was cancelled",
     "erased": "the customer's data was erased",
+    "support_open": "a support conversation with the customer is open",
+    "detractor": "the customer's last NPS answer was 0-6 (no campaigns until it improves)",
+    "campaign_cancelled": "the campaign was cancelled",
+    "first_not_sent": "the campaign's first message never reached the customer",
+    "clicked": "the customer clicked the campaign's first message",
+    "flow_off": "the shop turned this flow off",
+    "stage_changed": "the customer's lifecycle stage changed before the message was due",
 }
 
 

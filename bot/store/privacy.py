@@ -639,8 +639,21 @@ async def erase_customers(
     )
     if ids:
         await _erase_rows(session, shop_id, ids, now)
+    if chats:  # what they wrote to support before linking, and their topics' names
+        await _erase_support(session, shop_id, chats)
     await _leave_tombstones(session, shop_id, identity, customers, now)
     return erasure
+
+
+async def _erase_support(session: AsyncSession, shop_id: int, chats: list[int]) -> None:
+    """Delete the support conversations (with their messages) and topics of these chats."""
+    from bot.models import SupportConversation, SupportTopic
+
+    for model in (SupportConversation, SupportTopic):
+        table = model.__table__  # type: ignore[attr-defined]
+        await session.execute(
+            delete(table).where(table.c.shop_id == shop_id, table.c.telegram_user_id.in_(chats))
+        )
 
 
 async def _erase_rows(session: AsyncSession, shop_id: int, ids: list[int], now: datetime) -> None:
@@ -663,7 +676,7 @@ async def _erase_rows(session: AsyncSession, shop_id: int, ids: list[int], now: 
         .where(
             Outbox.shop_id == shop_id,
             Outbox.customer_id.in_(ids),  # type: ignore[attr-defined]
-            Outbox.state == OutboxState.SCHEDULED,
+            Outbox.state.in_([OutboxState.SCHEDULED, OutboxState.HELD]),  # type: ignore[attr-defined]
         )
         .values(state=OutboxState.CANCELLED, skip_reason="erased", updated_at=now)
     )
