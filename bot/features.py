@@ -8,8 +8,12 @@ FEATURE_MODULES = (
     "bot.flows.abandoned_cart",
     "bot.flows.attribution",
     "bot.flows.birthday",
+    "bot.flows.campaign",
     "bot.flows.lifecycle",
     "bot.flows.nps",
+    "bot.flows.post_purchase",
+    "bot.flows.welcome",
+    "bot.flows.winback",
     "bot.surveys",
     "bot.support",
 )

@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary
+from sqlalchemy import DDL, JSON, BigInteger, Column, Index, LargeBinary, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -75,6 +75,7 @@ class OrderStatus(StrEnum):
 
     PLACED = "placed"
     CANCELLED = "cancelled"
+    REFUNDED = "refunded"  # placed, then refunded in full: counts for nothing (#13)
 
 
 class Shop(SQLModel, table=True):
@@ -137,6 +138,8 @@ class Customer(SQLModel, table=True):
     consent_at: datetime | None = _ts()
     unreachable_since: datetime | None = _ts()
     promos_paused_until: datetime | None = _ts()
+    # a support conversation is open (#15): automated promos wait until it is closed
+    support_open_since: datetime | None = _ts()
     needs_follow_up: bool = False
     nps_score: int | None = None
     redacted_hash: str | None = Field(default=None, max_length=64)
@@ -239,6 +242,14 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         Index("uq_orders_shop_external", "shop_id", "external_id", unique=True),
         Index("ix_orders_customer", "shop_id", "customer_id", "placed_at"),
+        # segments (#13): a customer's orders of a status, read from the index alone
+        Index(
+            "ix_orders_customer_status",
+            "shop_id",
+            "customer_id",
+            "status",
+            postgresql_include=["id"],
+        ),
     )
 
     id: int | None = _id()
@@ -253,9 +264,31 @@ class Order(SQLModel, table=True):
     currency: str | None = Field(default=None, max_length=3)
     discount_codes: list[str] = _json(list)
     attributed_outbox_id: int | None = Field(default=None, sa_type=BigId)
+    # sum of its refunds in the order's currency (order_refunds); None: never refunded (#13)
+    refunded_total: Decimal | None = Field(default=None, sa_type=Money)
     placed_at: datetime = _ts(nullable=False)
     platform_updated_at: datetime | None = _ts()
     updated_at: datetime = _ts(nullable=False)
+
+
+class OrderRefund(SQLModel, table=True):
+    """A refund of an order, once per platform refund id; kept even before its order arrives."""
+
+    __tablename__ = "order_refunds"
+    __table_args__ = (
+        Index("uq_order_refunds", "shop_id", "order_external_id", "external_id", unique=True),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    order_external_id: str = Field(max_length=128)
+    external_id: str = Field(max_length=128)
+    amount: Decimal | None = Field(default=None, sa_type=Money)
+    currency: str | None = Field(default=None, max_length=3)
+    full: bool = False
+    reason: str | None = Field(default=None, max_length=200)
+    refunded_at: datetime = _ts(nullable=False)
+    created_at: datetime = _ts(nullable=False)
 
 
 class OrderItem(SQLModel, table=True):
@@ -270,13 +303,32 @@ class OrderItem(SQLModel, table=True):
         sa_type=BigId,
         foreign_key="orders.id",
         ondelete="CASCADE",
-        index=True,
-    )
+    )  # indexed by ix_order_items_order_category (order_id first)
     product_external_id: str | None = Field(default=None, max_length=128)
     title: str = Field(default="", max_length=500)
     category: str | None = Field(default=None, max_length=200)
     price: Decimal | None = Field(default=None, sa_type=Money)
     quantity: int = 1
+
+
+# Segments (#13): "bought category X" reads an order's lines' categories from the index alone
+# (lower() is applied to the indexed value); it also serves every look-up of an order's lines.
+Index(
+    "ix_order_items_order_category",
+    OrderItem.__table__.c.order_id,  # type: ignore[attr-defined]
+    OrderItem.__table__.c.category,  # type: ignore[attr-defined]
+)
+# PostgreSQL: statistics of lower(category), so the planner knows how common a category is
+# (without them it guesses 0.5% and may read every line of that category first).
+ORDER_ITEM_CATEGORY_STATISTICS = (
+    "CREATE STATISTICS IF NOT EXISTS st_order_items_category_lower"
+    " ON (lower(category)) FROM order_items"
+)
+event.listen(
+    OrderItem.__table__,  # type: ignore[attr-defined]
+    "after_create",
+    DDL(ORDER_ITEM_CATEGORY_STATISTICS).execute_if(dialect="postgresql"),
+)
 
 
 class Exclusion(SQLModel, table=True):
@@ -373,6 +425,7 @@ class OutboxState(StrEnum):
     """Life of a message to send."""
 
     SCHEDULED = "scheduled"
+    HELD = "held"  # a paused campaign's row: never claimed until resumed
     SENDING = "sending"
     SENT = "sent"
     BLOCKED = "blocked"
@@ -403,6 +456,16 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_due", "state", "priority", "due_at", "next_attempt_at"),
         Index("ix_outbox_customer_state", "shop_id", "customer_id", "state"),
         Index("ix_outbox_customer_topic", "shop_id", "customer_id", "topic"),
+        # one bot's claim (#12): each lane an exact range, already in claim order
+        Index(
+            "ix_outbox_shop_claim",
+            "shop_id",
+            "state",
+            "priority",
+            "due_at",
+            "id",
+            "next_attempt_at",
+        ),
     )
 
     id: int | None = _id()
@@ -544,7 +607,8 @@ class CustomerMetrics(SQLModel, table=True):
     __tablename__ = "customer_metrics"
     __table_args__ = (
         Index("ix_customer_metrics_shop_stage", "shop_id", "stage"),
-        Index("ix_customer_metrics_shop_last_order", "shop_id", "last_order_at"),
+        # no index on last_order_at (#13): segments read a shop's metrics whole, and SQLite
+        # chose it for "ordered within 180 days", looking up most rows one by one
     )
 
     customer_id: int = Field(
@@ -599,3 +663,211 @@ class Segment(SQLModel, table=True):
     definition: dict[str, Any] = _json()
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+
+
+class CampaignStatus(StrEnum):
+    """Life of a campaign."""
+
+    DRAFT = "draft"
+    SENDING = "sending"  # being fanned out into the outbox
+    SENT = "sent"  # every recipient has an outbox row (some may still wait for their time)
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class Campaign(SQLModel, table=True):
+    """A promo to a segment: the checked campaign file and where its fan-out stands."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_shop", "shop_id", "id"),)
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    name: str = Field(max_length=200)
+    topic: str = Field(max_length=200)
+    spec: dict[str, Any] = _json()
+    status: str = Field(default=CampaignStatus.DRAFT, max_length=16)
+    send_at: datetime | None = _ts()
+    local_time: str | None = Field(default=None, max_length=5)
+    started_at: datetime | None = _ts()
+    fanned_out_at: datetime | None = _ts()
+    cursor: int = Field(default=0, sa_type=BigInteger)  # the last customer id fanned out
+    recipients: int = 0
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class CampaignRecipient(SQLModel, table=True):
+    """Who a campaign chose: their variant or the holdout, and the rows sent to them.
+
+    Written once per customer by the fan-out (a re-run finds them and moves no one); the report
+    reads outcomes through `outbox_id` and `follow_up_id`.
+    """
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        Index("uq_campaign_recipients", "campaign_id", "customer_id", unique=True),
+        Index("ix_campaign_recipients_outbox", "outbox_id"),
+        Index("ix_campaign_recipients_follow_up", "follow_up_id"),
+    )
+
+    id: int | None = _id()
+    campaign_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="campaigns.id",
+        ondelete="CASCADE",
+    )
+    shop_id: int = _shop_fk()
+    customer_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="customers.id",
+        ondelete="CASCADE",
+    )
+    variant: str | None = Field(default=None, max_length=16)  # None: the holdout
+    locale: str = Field(max_length=8)
+    outbox_id: int | None = Field(default=None, sa_type=BigId)
+    follow_up_id: int | None = Field(default=None, sa_type=BigId)
+    created_at: datetime = _ts(nullable=False)
+
+
+# ----------------------------------------------------------------- support agents (#15)
+
+
+class SupportState(StrEnum):
+    """Life of a support conversation."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SupportConversation(SQLModel, table=True):
+    """One stretch of a customer talking to the shop, from their first message to `/close`.
+
+    Keyed by the Telegram user, so a customer who has not linked their chat yet is heard too
+    (`customer_id` stays NULL until they do).
+    """
+
+    __tablename__ = "support_conversations"
+    __table_args__ = (
+        Index("ix_support_conversations_user", "shop_id", "telegram_user_id", "state"),
+        # one open conversation per user: two first messages at once end in the same one
+        Index(
+            "uq_support_conversations_open",
+            "shop_id",
+            "telegram_user_id",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+        Index("ix_support_conversations_state", "shop_id", "state", "opened_at"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    customer_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="customers.id", ondelete="SET NULL"
+    )
+    telegram_user_id: int = Field(sa_type=BigInteger)
+    name: str | None = Field(default=None, max_length=200)  # as Telegram shows the user
+    locale: str | None = Field(default=None, max_length=8)
+    state: str = Field(default=SupportState.OPEN, max_length=16)
+    opened_at: datetime = _ts(nullable=False)
+    last_customer_at: datetime | None = _ts()
+    first_response_at: datetime | None = _ts()
+    last_answer_at: datetime | None = _ts()
+    undelivered: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    closed_at: datetime | None = _ts()
+
+
+class SupportTopic(SQLModel, table=True):
+    """The forum topic of one Telegram user in one shop's support group."""
+
+    __tablename__ = "support_topics"
+    __table_args__ = (
+        Index("uq_support_topics_user", "shop_id", "chat_id", "telegram_user_id", unique=True),
+        Index("uq_support_topics_thread", "shop_id", "chat_id", "thread_id", unique=True),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    chat_id: int = Field(sa_type=BigInteger)
+    telegram_user_id: int = Field(sa_type=BigInteger)
+    thread_id: int | None = Field(default=None, sa_type=BigInteger)
+    name: str = Field(default="", max_length=128)
+    closed: bool = False
+    created_at: datetime = _ts(nullable=False)
+
+
+class SupportMessage(SQLModel, table=True):
+    """A message of a conversation, either way, and where its copy went.
+
+    `direction`: `in` (the customer's), `out` (an answer to the customer), `note` (internal),
+    `card` and `notice` (the bot's posts for agents). `relay`: `pending` (waits for the
+    group), `done`, `undelivered`, `none` (nothing to relay). The source message is unique, so
+    a redelivered update stores nothing twice.
+    """
+
+    __tablename__ = "support_messages"
+    __table_args__ = (
+        Index(
+            "uq_support_messages_source",
+            "shop_id",
+            "source_chat_id",
+            "source_message_id",
+            unique=True,
+        ),
+        Index("ix_support_messages_relay", "relay", "shop_id", "id"),
+        Index("ix_support_messages_conversation", "conversation_id", "id"),
+        Index("ix_support_messages_copy", "shop_id", "copy_chat_id", "copy_message_id"),
+    )
+
+    id: int | None = _id()
+    shop_id: int = _shop_fk()
+    conversation_id: int = Field(
+        sa_column_kwargs={"nullable": False},
+        sa_type=BigId,
+        foreign_key="support_conversations.id",
+        ondelete="CASCADE",
+    )
+    direction: str = Field(max_length=8)
+    content: str = Field(default="text", max_length=16)
+    text: str | None = Field(default=None, max_length=5000)
+    file_id: str | None = Field(default=None, max_length=255)
+    source_chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    source_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    copy_chat_id: int | None = Field(default=None, sa_type=BigInteger)
+    copy_message_id: int | None = Field(default=None, sa_type=BigInteger)
+    agent_user_id: int | None = Field(default=None, sa_type=BigInteger)
+    outbox_id: int | None = Field(default=None, sa_type=BigId)
+    relay: str = Field(default="none", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    error: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = _ts(nullable=False)
+    relayed_at: datetime | None = _ts()
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the admin API: the owner's (every shop) or one shop's, stored hashed.
+
+    Only the SHA-256 of the token is kept (a token is 256 random bits, so a fast hash is as
+    safe as a slow one); `prefix` (its first characters) lets people tell tokens apart.
+    """
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("uq_api_tokens_hash", "token_hash", unique=True),)
+
+    id: int | None = _id()
+    kind: str = Field(max_length=8)  # "owner" or "shop"
+    shop_id: int | None = Field(
+        default=None, sa_type=BigId, foreign_key="shops.id", ondelete="CASCADE"
+    )
+    read_only: bool = False
+    name: str | None = Field(default=None, max_length=100)
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64)
+    created_at: datetime = _ts(nullable=False)
+    last_used_at: datetime | None = _ts()
+    revoked_at: datetime | None = _ts()

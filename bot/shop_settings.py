@@ -249,6 +249,36 @@ ChatId = Annotated[
     BeforeValidator(_checked(_optional(_whole_number(-(10**15), 10**15, "a Telegram chat id")))),
 ]
 
+
+def parse_steps(value: Any) -> list[timedelta]:
+    """Read the welcome steps, "1h, 2d, 5d": 1 to 3 delays after linking, each later than the
+    one before, from 1 minute to 30 days."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    try:
+        steps = [parse_duration(item) for item in items if str(item).strip()]
+    except DurationTooLong as exc:  # a plain refusal here, never "bring it into range"
+        raise ValueError(str(exc)) from None
+    if not 1 <= len(steps) <= 3:
+        raise ValueError(
+            f"must list 1 to 3 delays after linking, e.g. 1h, 2d, 5d (got {len(steps)})"
+        )
+    for step in steps:
+        if not MINUTE <= step <= 30 * DAY:
+            raise ValueError(f"each delay must be from 1m to 30d (got {format_duration(step)})")
+    if any(steps[i + 1] <= steps[i] for i in range(len(steps) - 1)):
+        raise ValueError(
+            "each delay counts from linking, so each must be longer than the one before"
+        )
+    return steps
+
+
+WelcomeSteps = Annotated[
+    list[timedelta],
+    BeforeValidator(_checked(parse_steps)),
+    PlainSerializer(lambda steps: ", ".join(format_duration(s) for s in steps), return_type=str),
+]
+OptionalPool = Annotated[str | None, BeforeValidator(_checked(_optional(_parse_pool)))]
+
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 CartDelay = _duration(MINUTE, 7 * DAY)
 ReminderDelay = _duration(MINUTE, 14 * DAY)
@@ -260,6 +290,58 @@ NpsDelay = _duration(HOUR, 90 * DAY)
 PoolThreshold = _whole(0, 1_000_000)
 Cap = _whole(0, 100)
 DaysBefore = _whole(0, 30)
+ThanksDelay = _duration(MINUTE, 30 * DAY)
+
+
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _parse_hours(value: Any) -> tuple[time, time] | None:
+    """Read support hours "09:00-18:00" (in the shop's time zone); empty means always."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        value = f"{value[0]}-{value[1]}"
+    text = str(value).strip()
+    if not text:
+        return None
+    start, sep, end = text.partition("-")
+    if not sep:
+        raise ValueError(f"must be opening hours like 09:00-18:00, not {_shown(value)}")
+    opens, closes = _parse_clock_time(start), _parse_clock_time(end)
+    if opens == closes:
+        raise ValueError("opening and closing times must differ (leave empty for always open)")
+    return opens, closes
+
+
+def _parse_weekdays(value: Any) -> list[str]:
+    """Read working days "mon-fri" or "mon,wed,sat" into weekday names in week order."""
+    items = value if isinstance(value, list) else str(value).lower().replace(" ", "").split(",")
+    days: set[str] = set()
+    for item in items:
+        item = str(item).strip().lower()
+        if not item:
+            continue
+        first, sep, last = item.partition("-")
+        if first not in _WEEKDAYS or (sep and last not in _WEEKDAYS):
+            raise ValueError(f"must be weekdays like mon-fri or mon,wed,sat, not {_shown(value)}")
+        a = _WEEKDAYS.index(first)
+        b = _WEEKDAYS.index(last) if sep else a
+        span = range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)]
+        days.update(_WEEKDAYS[i] for i in span)
+    if not days:
+        raise ValueError("must name at least one weekday, e.g. mon-fri")
+    return [d for d in _WEEKDAYS if d in days]
+
+
+SupportHours = Annotated[
+    tuple[time, time] | None,
+    BeforeValidator(_checked(_optional(_parse_hours))),
+    PlainSerializer(
+        lambda h: f"{h[0]:%H:%M}-{h[1]:%H:%M}" if h else None, return_type=str | None
+    ),
+]
+Weekdays = Annotated[list[str], BeforeValidator(_checked(_parse_weekdays))]
+# Names the issues use for a setting stored under another key (`nudge shop set`).
+SETTING_ALIASES = {"support_chat": "support_chat_id"}
 
 
 class ShopSettings(BaseModel):
@@ -293,10 +375,24 @@ class ShopSettings(BaseModel):
     birthday_days_before: DaysBefore = 0
     birthday_pool: PoolName = "birthday"
     support_chat_id: ChatId = None
+    # support agents (bot/support.py): when the team answers, in the shop's time zone
+    support_hours: SupportHours = None
+    support_days: Weekdays = list(_WEEKDAYS)
+    support_code_pool: PoolName = "support"
     storefront_origins: Origins = []
+    # lifecycle flows (bot/flows/welcome.py, post_purchase.py, winback.py)
+    welcome_enabled: YesNo = False
+    welcome_steps: WelcomeSteps = [HOUR, 2 * DAY, 5 * DAY]
+    welcome_pool: OptionalPool = None
+    thanks_enabled: YesNo = False
+    thanks_delay: ThanksDelay = 2 * HOUR
+    restock_enabled: YesNo = False
+    restock_pool: OptionalPool = None
+    winback_enabled: YesNo = False
+    winback_pool: OptionalPool = "winback"
 
 
-SETTING_KEYS = tuple(sorted(ShopSettings.model_fields))
+SETTING_KEYS = tuple(sorted((*ShopSettings.model_fields, *SETTING_ALIASES)))
 
 
 class SettingError(ValueError):
@@ -346,6 +442,7 @@ def apply_setting(
 
     An empty value (or `none`, `null`) puts the setting back to its default.
     """
+    key = SETTING_ALIASES.get(key, key)
     if key not in ShopSettings.model_fields:
         raise SettingError(f"unknown setting {key!r}; known: {', '.join(known)}")
     current = dict(raw or {})

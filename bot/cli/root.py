@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from bot.cli.campaign import campaign
 from bot.cli.codes import codes
 from bot.cli.customer import customer
 from bot.cli.db import db
@@ -20,6 +21,7 @@ from bot.cli.serve import serve
 from bot.cli.shop import shop
 from bot.cli.support import support
 from bot.cli.survey import survey
+from bot.cli.token import token
 
 
 @click.group()
@@ -41,9 +43,11 @@ for command in (
     inbox,
     customer,
     segment,
+    campaign,
     link,
     survey,
     support,
+    token,
 ):
     cli.add_command(command)
 

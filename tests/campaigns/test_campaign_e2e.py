@@ -14,6 +14,7 @@ from campaign_helpers import (
     spring_campaign,
 )
 
+from bot import campaign_service
 from bot.campaigns import CampaignError
 from bot.models import OutboxState
 
@@ -29,6 +30,12 @@ async def test_a_campaign_goes_out_is_clicked_and_earns_its_order(front, locale)
     people = await front.crowd(3, locale)
     await front.codes("spring", 10)
     campaign = await front.create(spring_campaign())
+    shown = await campaign_service.preview(
+        pg.services.sessions, campaign_id=campaign.id, now=pg.clock.now()
+    )
+    mine = next(m for m in shown["messages"] if m["locale"] == locale)
+    assert mine["text_locale"] == locale and "<code>SPRING-SAMPLE</code>" in mine["text"]
+    assert shown["audience"]["locales"] == {locale: 3} and shown["missing_translations"] == {}
     fanned = await front.send(campaign)
     assert (fanned.recipients, fanned.holdout, fanned.scheduled) == (3, 0, 3)
 
