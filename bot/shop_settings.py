@@ -335,9 +335,7 @@ def _parse_weekdays(value: Any) -> list[str]:
 SupportHours = Annotated[
     tuple[time, time] | None,
     BeforeValidator(_checked(_optional(_parse_hours))),
-    PlainSerializer(
-        lambda h: f"{h[0]:%H:%M}-{h[1]:%H:%M}" if h else None, return_type=str | None
-    ),
+    PlainSerializer(lambda h: f"{h[0]:%H:%M}-{h[1]:%H:%M}" if h else None, return_type=str | None),
 ]
 Weekdays = Annotated[list[str], BeforeValidator(_checked(_parse_weekdays))]
 # Names the issues use for a setting stored under another key (`nudge shop set`).
