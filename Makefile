@@ -57,7 +57,7 @@ locales-extract: $(STAMP)
 		--omit-header -o locales/messages.pot .
 	for l in en ru uk pl; do \
 		if [ -f locales/$$l/LC_MESSAGES/messages.po ]; then \
-			$(PYBABEL) update -i locales/messages.pot -d locales -l $$l --no-fuzzy-matching --width=99 \
+			$(PYBABEL) update -i locales/messages.pot -d locales -l $$l --no-fuzzy-matching --ignore-obsolete --width=99 \
 				--ignore-pot-creation-date; \
 		else \
 			$(PYBABEL) init -i locales/messages.pot -d locales -l $$l; \
