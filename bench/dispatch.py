@@ -127,11 +127,12 @@ def in_child(phase: str, out: Any, *args: Any) -> None:
     out.send(result)
 
 
-def run_child(phase: str, *args: Any) -> dict[str, Any]:
-    """Run a phase in a spawned process, so each one's memory is measured on its own."""
+def run_child(phase: str, *args: Any, target: Any = None) -> dict[str, Any]:
+    """Run a phase in a spawned process, so each one's memory is measured on its own
+    (`target`: the module-level function that runs it there, `in_child` by default)."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=in_child, args=(phase, send, *args))
+    child = context.Process(target=target or in_child, args=(phase, send, *args))
     child.start()
     result = receive.recv()
     child.join()

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import dispatch  # noqa: E402
 from dispatch import pg_admin, rss_mb, timed  # noqa: E402
 
 LATENCY = 0.05
@@ -377,14 +378,8 @@ def in_child(phase: str, out: Any, *args: Any) -> None:
 
 
 def run_child(phase: str, *args: Any) -> dict[str, Any]:
-    """Run a phase in a spawned process, so each one's memory is measured on its own."""
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=in_child, args=(phase, send, *args))
-    child.start()
-    result = receive.recv()
-    child.join()
-    return result
+    """Run a phase of this benchmark in a spawned process (bench/dispatch.py's spawner)."""
+    return dispatch.run_child(phase, *args, target=in_child)
 
 
 # ----------------------------------------------------------------------------- scenarios

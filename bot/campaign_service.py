@@ -66,6 +66,12 @@ async def listing(sessions: Sessions, *, shop_id: int) -> list[dict[str, Any]]:
         return [record(c) for c in await store.list_campaigns(session=session, shop_id=shop_id)]
 
 
+async def progress(sessions: Sessions, *, shop_id: int) -> dict[int, dict[str, int]]:
+    """Return every campaign's progress (see store.progress), for lists."""
+    async with sessions() as session:
+        return await store.progress(session=session, shop_id=shop_id)
+
+
 async def show(
     sessions: Sessions, *, campaign_id: int, shop_id: int | None = None
 ) -> dict[str, Any]:

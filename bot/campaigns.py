@@ -282,7 +282,7 @@ def parse_local_time(value: Any, path: str = "local_time") -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def _follow_up(value: Any, default_pool: str | None) -> FollowUp | None:
+def _follow_up(value: Any) -> FollowUp | None:
     from bot.shop_settings import parse_duration
 
     if value is None:
@@ -360,7 +360,7 @@ def parse_campaign(raw: Any, saved_segments: Mapping[str, Any] | None = None) ->
         pool=pool,
         skip_without_code=_flag(raw.get("skip_without_code"), "skip_without_code", False),
         schedule=_schedule(raw.get("schedule")),
-        follow_up=_follow_up(raw.get("follow_up"), pool),
+        follow_up=_follow_up(raw.get("follow_up")),
         rate_per_second=None if rate is None else _number(rate, "rate_per_second", 0.1, MAX_RATE),
         catalog_button=_flag(raw.get("catalog_button"), "catalog_button", True),
         not_interested_button=_flag(

@@ -540,6 +540,11 @@ def compile_segment(definition: Any, scope: Scope) -> ColumnElement[bool]:
     return and_(where, reachable()) if reachable_only else where
 
 
+def member_of(name: str) -> dict[str, Any]:
+    """Return the definition of a saved segment's members (by reference, as `segment =`)."""
+    return {"field": "segment", "op": "=", "value": name}
+
+
 def audience(definition: Any, scope: Scope) -> Select[Any]:
     """Return SELECT customers.id for everyone the definition holds (one query)."""
     return (
@@ -569,5 +574,6 @@ __all__ = [
     "audience",
     "check",
     "compile_segment",
+    "member_of",
     "reachable",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from bot.cli.common import (
     UsageProblem,
     emit,
     json_option,
+    read_json_file,
     run,
     settings_from,
     shop_or_fail,
@@ -37,18 +37,6 @@ def _errors(work: Any) -> Any:
         raise UsageProblem(message) from None
 
 
-def read_campaign_file(path: Path) -> Any:
-    """Read a campaign file (JSON), refusing bad JSON in one line."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise UsageProblem(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UsageProblem(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    except RecursionError:
-        raise UsageProblem(f"{path}: nested too deeply") from None
-
-
 @click.group()
 def campaign() -> None:
     """Promo campaigns to a segment (see the README's "Promo campaigns")."""
@@ -68,7 +56,7 @@ def campaign() -> None:
 def campaign_create(ctx: click.Context, shop_id: int, file: Path, as_json: bool) -> None:
     """Check a campaign file and store it as a draft; print its id."""
     settings = settings_from(ctx)
-    raw = read_campaign_file(file)
+    raw = read_json_file(file)
 
     async def work(sessions: Any) -> dict[str, Any]:
         async with sessions() as session:

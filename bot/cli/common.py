@@ -146,3 +146,17 @@ class RecordId(click.ParamType):
 
 RECORD_ID = RecordId()
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def read_json_file(path: Any) -> Any:
+    """Read a shop owner's JSON file (a segment, a campaign); bad JSON is one clear line."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise UsageProblem(f"{path}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise UsageProblem(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    except RecursionError:
+        raise UsageProblem(f"{path}: nested too deeply") from None

@@ -15,6 +15,7 @@ from bot.cli.common import (
     emit,
     iso,
     json_option,
+    read_json_file,
     run,
     settings_from,
     shop_or_fail,
@@ -22,7 +23,7 @@ from bot.cli.common import (
     with_database,
 )
 from bot.db import transaction
-from bot.segments import SegmentError
+from bot.segments import SegmentError, member_of
 from bot.store.segments import (
     delete_segment,
     get_segment,
@@ -35,18 +36,6 @@ shop_option = click.option(
     "--shop", "shop_id", type=RECORD_ID, required=True, help="The shop's id."
 )
 name_option = click.option("--name", required=True, help="The segment's name.")
-
-
-def read_definition(path: Path) -> Any:
-    """Read a segment definition from a JSON file, refusing bad JSON in one line."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise UsageProblem(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UsageProblem(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
-    except RecursionError:
-        raise UsageProblem(f"{path}: nested too deeply") from None
 
 
 def _record(segment: Any) -> dict[str, Any]:
@@ -86,7 +75,7 @@ def segment() -> None:
 def segment_create(ctx: click.Context, shop_id: int, name: str, file: Path, as_json: bool) -> None:
     """Save a segment under a name (replacing one of the same name)."""
     settings = settings_from(ctx)
-    definition = read_definition(file)
+    definition = read_json_file(file)
 
     async def work(sessions: Any) -> dict[str, Any]:
         async with transaction(sessions) as session:
@@ -198,7 +187,7 @@ def segment_preview(
     if (name is None) == (file is None):
         raise UsageProblem("give either --name of a saved segment or --file with a definition")
     settings = settings_from(ctx)
-    definition = read_definition(file) if file is not None else None
+    definition = read_json_file(file) if file is not None else None
 
     async def work(sessions: Any) -> dict[str, Any]:
         async with sessions() as session:
@@ -208,7 +197,7 @@ def segment_preview(
                 found = await get_segment(session=session, shop_id=shop_id, name=name or "")
                 if found is None:
                     raise NotFound(f"shop {shop_id} has no segment named {name!r}")
-                wanted = {"field": "segment", "op": "=", "value": found.name}
+                wanted = member_of(found.name)
                 if isinstance(found.definition, dict) and "reachable_only" in found.definition:
                     wanted["reachable_only"] = found.definition["reachable_only"]
             preview = await preview_audience(

@@ -83,10 +83,7 @@ async def _shop(request: web.Request, principal: Principal) -> Any:
     """Return the shop named in the path, or 404 (also for another shop's token)."""
     from bot.models import Shop
 
-    raw = request.match_info.get("shop_id", "")
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    shop_id = int(raw)
+    shop_id = _path_id(request, "shop_id")
     if not principal.may_see(shop_id):
         raise web.HTTPNotFound()
     async with _services(request).sessions() as session:
@@ -94,6 +91,22 @@ async def _shop(request: web.Request, principal: Principal) -> Any:
     if shop is None:
         raise web.HTTPNotFound()
     return shop
+
+
+def _path_id(request: web.Request, name: str) -> int:
+    """Return a numeric path part, or 404 (a non-number names nothing)."""
+    raw = request.match_info.get(name, "")
+    if not raw.isdigit() or len(raw) > 18:
+        raise web.HTTPNotFound()
+    return int(raw)
+
+
+async def _writer(request: web.Request) -> Principal:
+    """Return who is calling, refusing a read-only token (403) before anything changes."""
+    principal = await _who(request)
+    if principal.read_only:
+        raise web.HTTPForbidden(text="This token may only read.")
+    return principal
 
 
 async def _form(request: web.Request) -> Any:
@@ -179,73 +192,58 @@ async def shops(request: web.Request) -> web.Response:
     return render(request, "shops.html", {"rows": rows, "principal": principal})
 
 
-@routes.get("/console/shops/{shop_id}")
-async def shop_page(request: web.Request) -> web.Response:
+def _shop_page(
+    request: web.Request, principal: Principal, shop: Any, *, error: str | None = None
+) -> web.Response:
+    """Render the connect-a-store page (with a refused change's reason, 422)."""
     from bot.shops import shop_record
     from integrations import ADAPTERS
 
-    principal = await _who(request)
-    shop = await _shop(request, principal)
     services = _services(request)
     adapter = ADAPTERS[shop.platform]
-    topics = [*adapter.subscribe_topics, *getattr(adapter, "compliance_topics", ())]
-    record = shop_record(services.settings, shop)
     return render(
         request,
         "shop.html",
         {
             "shop": shop,
-            "record": record,
-            "topics": topics,
+            "record": shop_record(services.settings, shop),
+            "topics": [*adapter.subscribe_topics, *getattr(adapter, "compliance_topics", ())],
             "health": delivery_health(shop, services.clock.now()),
             "public": services.settings.public_base,
             "principal": principal,
-            "message": request.query.get("saved"),
-            "error": None,
+            "message": None if error else request.query.get("saved"),
+            "error": error,
         },
+        status=422 if error else 200,
     )
+
+
+@routes.get("/console/shops/{shop_id}")
+async def shop_page(request: web.Request) -> web.Response:
+    principal = await _who(request)
+    return _shop_page(request, principal, await _shop(request, principal))
 
 
 @routes.post("/console/shops/{shop_id}/bot")
 async def connect_bot(request: web.Request) -> web.Response:
     """Check a bot token live with getMe and connect it (as `nudge shop set ID bot_token=…`)."""
     from bot.shop_settings import SettingError
-    from bot.shops import ShopProblem, change_shop, shop_record
+    from bot.shops import ShopProblem, change_shop
     from bot.store.shops import ShopNotFound
 
-    principal = await _who(request)
-    if principal.read_only:
-        raise web.HTTPForbidden(text="This token may only read.")
+    principal = await _writer(request)
     shop = await _shop(request, principal)
     form = await _form(request)
     services = _services(request)
-    token = str(form.get("bot_token", "")).strip()
     try:
         await change_shop(
             services.sessions,
             shop_id=shop.id,
-            changes=[("bot_token", token)],
+            changes=[("bot_token", str(form.get("bot_token", "")).strip())],
             api_base=services.settings.telegram_base,
         )
     except (SettingError, ShopProblem, ShopNotFound) as exc:
-        from integrations import ADAPTERS
-
-        adapter = ADAPTERS[shop.platform]
-        return render(
-            request,
-            "shop.html",
-            {
-                "shop": shop,
-                "record": shop_record(services.settings, shop),
-                "topics": [*adapter.subscribe_topics, *getattr(adapter, "compliance_topics", ())],
-                "health": delivery_health(shop, services.clock.now()),
-                "public": services.settings.public_base,
-                "principal": principal,
-                "message": None,
-                "error": str(exc),
-            },
-            status=422,
-        )
+        return _shop_page(request, principal, shop, error=str(exc))
     raise web.HTTPSeeOther(f"/console/shops/{shop.id}?saved=bot")
 
 
@@ -281,9 +279,7 @@ async def customer(request: web.Request) -> web.Response:
 
     principal = await _who(request)
     shop = await _shop(request, principal)
-    raw = request.match_info["customer_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
+    raw = str(_path_id(request, "customer_id"))
     async with _services(request).sessions() as session:
         card = await customer_card(session=session, customer_id=int(raw), shop_id=shop.id)
     if card is None:
@@ -305,30 +301,23 @@ async def campaigns(request: web.Request) -> web.Response:
     shop = await _shop(request, principal)
     services = _services(request)
     listed = await campaign_service.listing(services.sessions, shop_id=shop.id)
+    progress = await campaign_service.progress(services.sessions, shop_id=shop.id)
     rows = []
     for item in listed:
-        numbers = await campaign_service.report(
-            services.sessions, campaign_id=item["id"], now=services.clock.now(), shop_id=shop.id
+        numbers = progress.get(
+            item["id"], {"messages": 0, "pending": 0, "clicked": 0, "orders": 0}
         )
-        audience = max(numbers["audience"] - numbers["holdout"], 0)
-        done = audience - numbers["pending"]
+        done = numbers["messages"] - numbers["pending"]
         rows.append(
             {
                 **item,
-                "audience": audience,
+                "audience": numbers["messages"],
                 "done": done,
-                "percent": round(100 * done / audience) if audience else 0,
+                "percent": round(100 * done / numbers["messages"]) if numbers["messages"] else 0,
                 "numbers": numbers,
             }
         )
     return render(request, "campaigns.html", {"shop": shop, "rows": rows})
-
-
-async def _campaign_id(request: web.Request) -> int:
-    raw = request.match_info.get("campaign_id", "")
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
-    return int(raw)
 
 
 @routes.get("/console/shops/{shop_id}/campaigns/{campaign_id:\\d+}")
@@ -342,7 +331,7 @@ async def campaign(request: web.Request) -> web.Response:
     principal = await _who(request)
     shop = await _shop(request, principal)
     services = _services(request)
-    campaign_id = await _campaign_id(request)
+    campaign_id = _path_id(request, "campaign_id")
     try:
         shown = await campaign_service.preview(
             services.sessions, campaign_id=campaign_id, now=services.clock.now(), shop_id=shop.id
@@ -376,13 +365,11 @@ async def campaign_action(request: web.Request) -> web.Response:
     from bot import campaign_service
     from bot.campaigns import CampaignError
 
-    principal = await _who(request)
-    if principal.read_only:
-        raise web.HTTPForbidden(text="This token may only read.")
+    principal = await _writer(request)
     shop = await _shop(request, principal)
     await _form(request)
     services = _services(request)
-    campaign_id = await _campaign_id(request)
+    campaign_id = _path_id(request, "campaign_id")
     action = request.match_info["action"]
     target = f"/console/shops/{shop.id}/campaigns/{campaign_id}"
     try:
@@ -414,9 +401,7 @@ async def customer_export(request: web.Request) -> web.Response:
 
     principal = await _who(request)
     shop = await _shop(request, principal)
-    raw = request.match_info["customer_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
+    raw = str(_path_id(request, "customer_id"))
     async with _services(request).sessions() as session:
         found = await export_customer(session=session, shop_id=shop.id, customer_id=int(raw))
     if found is None:
@@ -434,14 +419,10 @@ async def customer_erase(request: web.Request) -> web.Response:
     from bot.models import Customer
     from bot.store.privacy import erase_customers
 
-    principal = await _who(request)
-    if principal.read_only:
-        raise web.HTTPForbidden(text="This token may only read.")
+    principal = await _writer(request)
     shop = await _shop(request, principal)
     form = await _form(request)
-    raw = request.match_info["customer_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise web.HTTPNotFound()
+    raw = str(_path_id(request, "customer_id"))
     page = f"/console/shops/{shop.id}/customers/{raw}"
     if str(form.get("confirm", "")).strip() != "ERASE":
         raise web.HTTPSeeOther(page + "?confirm=missing")
@@ -517,7 +498,7 @@ def _value(op: str, raw: str) -> Any:
         return text
 
 
-def builder_definition(form: Any) -> dict[str, Any] | str | None:
+def builder_definition(form: Any) -> dict[str, Any] | str:
     """Turn the editor's segment rows (or a saved segment's name) into a definition."""
     saved = str(form.get("segment_name", "")).strip()
     if saved:
@@ -531,6 +512,13 @@ def builder_definition(form: Any) -> dict[str, Any] | str | None:
             {"field": name, "op": op, "value": _value(op, str(form.get(f"value{i}", "")))}
         )
     return {"any" if form.get("match") == "any" else "all": conditions}
+
+
+def countable(definition: dict[str, Any] | str) -> dict[str, Any]:
+    """Return a definition to count: a saved segment's name becomes membership of it."""
+    from bot.segments import member_of
+
+    return member_of(definition) if isinstance(definition, str) else definition
 
 
 def editor_campaign(form: Any, offered: Any) -> dict[str, Any]:
@@ -617,9 +605,7 @@ async def campaign_new_post(request: web.Request) -> web.Response:
     from bot.shop_settings import load_shop_settings
     from bot.store.segments import count_audience, saved_definitions
 
-    principal = await _who(request)
-    if principal.read_only:
-        raise web.HTTPForbidden(text="This token may only read.")
+    principal = await _writer(request)
     shop = await _shop(request, principal)
     form = await _form(request)
     services = _services(request)
@@ -629,11 +615,9 @@ async def campaign_new_post(request: web.Request) -> web.Response:
     try:
         async with services.sessions() as session:
             saved = await saved_definitions(session=session, shop_id=shop.id)
-            definition = raw["segment"]
-            if isinstance(definition, str):
-                if definition not in saved:
-                    raise CampaignError(f"segment: no saved segment named {definition!r}")
-                definition = {"field": "segment", "op": "=", "value": definition}
+            if isinstance(raw["segment"], str) and raw["segment"] not in saved:
+                raise CampaignError(f"segment: no saved segment named {raw['segment']!r}")
+            definition = countable(raw["segment"])
             count = await count_audience(
                 session=session, shop_id=shop.id, definition=definition, now=services.clock.now()
             )
@@ -695,9 +679,7 @@ async def audience_count(request: web.Request) -> web.Response:
     principal = await _who(request)
     shop = await _shop(request, principal)
     form = await _form(request)
-    definition = builder_definition(form)
-    if isinstance(definition, str):
-        definition = {"field": "segment", "op": "=", "value": definition}
+    definition = countable(builder_definition(form))
     services = _services(request)
     try:
         async with services.sessions() as session:

@@ -18,7 +18,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.callbacks import OfferAction, offer_callback
-from bot.campaigns import Message, fill, pick_locale
+from bot.campaigns import CampaignSpec, Message, fill, pick_locale
 from bot.db import transaction
 from bot.i18n import _, locale_scope
 from bot.messages.render import Button, RenderContext, Rendered, SkipMessage, register_kind
@@ -45,9 +45,8 @@ async def _campaign(session: AsyncSession, shop: Shop, row: Outbox) -> Campaign 
     return campaign if campaign is not None and campaign.shop_id == shop.id else None
 
 
-def _message(campaign: Campaign, row: Outbox, shop: Shop) -> tuple[str, Message, str | None]:
+def _message(spec: CampaignSpec, row: Outbox, shop: Shop) -> tuple[str, Message, str | None]:
     """Return the locale, the message and the code pool of a campaign row."""
-    spec = spec_of(campaign)
     payload = row.payload or {}
     locale = str(payload.get("locale") or shop.default_locale)
     if payload.get("step") == 2 and spec.follow_up is not None:
@@ -97,7 +96,7 @@ async def render(ctx: RenderContext) -> Rendered:
     if campaign is None:
         raise SkipMessage("campaign_cancelled")
     spec = spec_of(campaign)
-    locale, message, pool = _message(campaign, ctx.outbox, ctx.shop)
+    locale, message, pool = _message(spec, ctx.outbox, ctx.shop)
     code = None
     if message.needs_code and pool:
         code = await issue_code(
@@ -232,7 +231,7 @@ async def resolve_link(
     campaign = await _campaign(session, shop, row)
     if campaign is None or target not in BUTTON_TARGETS:
         return None
-    _locale, message, _pool = _message(campaign, row, shop)
+    _locale, message, _pool = _message(spec_of(campaign), row, shop)
     index = BUTTON_TARGETS.index(target)
     return message.buttons[index].url if index < len(message.buttons) else None
 

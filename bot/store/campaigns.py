@@ -18,8 +18,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, case, distinct, exists, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, case, distinct, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.campaigns import (
@@ -49,10 +48,10 @@ from bot.models import (
     PromoPool,
     Shop,
 )
-from bot.segments import audience
+from bot.segments import audience, member_of
 from bot.shop_settings import load_shop_settings
 from bot.store.bulk import insert_rows
-from bot.store.outbox import _row_values, schedule_many
+from bot.store.outbox import _row_values
 from bot.store.segments import count_audience, saved_definitions, scope_for
 
 CAMPAIGN_KIND = "campaign.message"
@@ -128,7 +127,7 @@ def segment_definition(spec: CampaignSpec, saved: dict[str, Any]) -> dict[str, A
     if isinstance(spec.segment, str):
         if spec.segment not in saved:
             raise CampaignError(f"segment: no saved segment named {spec.segment!r}")
-        return {"all": [{"field": "segment", "op": "=", "value": spec.segment}]}
+        return member_of(spec.segment)
     return spec.segment
 
 
@@ -393,10 +392,6 @@ async def _advance(session: AsyncSession, campaign_id: int, values: dict[str, An
     return bool(result.rowcount)
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-
-
 async def _write_chunk(
     session: AsyncSession,
     shop: Shop,
@@ -450,18 +445,8 @@ async def _write_chunk(
         )
         index += 1
     campaign.recipients = index
-    inserted = await insert_rows(
-        session,
-        Outbox.__table__,  # type: ignore[arg-type]
-        [_row_values(**row) for row in rows],
-        conflict=("shop_id", "dedupe_key"),
-        returning=("customer_id", "id"),
-    )
-    done.scheduled += len(inserted)
-    outbox_ids = dict(inserted)
-    if len(outbox_ids) < len(rows):  # a re-run: the rows scheduled before keep their ids
-        missing = [r["dedupe_key"] for r in rows if r["customer_id"] not in outbox_ids]
-        outbox_ids.update(await _outbox_ids(session, shop.id, missing))
+    outbox_ids, created = await _schedule_rows(session, shop.id, rows)
+    done.scheduled += created
     new = [
         {
             "campaign_id": campaign.id,
@@ -484,42 +469,26 @@ async def _write_chunk(
     return index
 
 
-async def _outbox_ids(session: AsyncSession, shop_id: int, keys: list[str]) -> dict[int, int]:
-    """Return the outbox row id per customer for these dedupe keys."""
-    if not keys:
-        return {}
-    found = await session.execute(
-        select(O.customer_id, O.id).where(O.shop_id == shop_id, O.dedupe_key.in_(keys))
+async def _schedule_rows(
+    session: AsyncSession, shop_id: int, rows: list[dict[str, Any]]
+) -> tuple[dict[int, int], int]:
+    """Insert a step's outbox rows in one statement; return the row id per customer (rows a
+    re-run scheduled before keep theirs) and how many are new."""
+    inserted = await insert_rows(
+        session,
+        Outbox.__table__,  # type: ignore[arg-type]
+        [_row_values(**row) for row in rows],
+        conflict=("shop_id", "dedupe_key"),
+        returning=("customer_id", "id"),
     )
-    return dict(found.all())
-
-
-async def _link_outbox(
-    session: AsyncSession, campaign_id: int, keys: list[str], shop_id: int, column: str
-) -> None:
-    """Write the ids of the outbox rows just scheduled onto their recipients."""
-    if not keys:
-        return
-    found = (
-        await session.execute(
-            select(O.id, O.customer_id).where(O.shop_id == shop_id, O.dedupe_key.in_(keys))
+    ids = dict(inserted)
+    missing = [r["dedupe_key"] for r in rows if r["customer_id"] not in ids]
+    if missing:
+        found = await session.execute(
+            select(O.customer_id, O.id).where(O.shop_id == shop_id, O.dedupe_key.in_(missing))
         )
-    ).all()
-    if not found:
-        return
-    await session.execute(
-        update(CampaignRecipient.__table__)
-        .where(R.campaign_id == campaign_id, R.customer_id == _bp("cid"))
-        .values({column: _bp("oid")})
-        .execution_options(synchronize_session=False),
-        [{"cid": cid, "oid": oid} for oid, cid in found],
-    )
-
-
-def _bp(name: str) -> Any:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
+        ids.update(found.all())
+    return ids, len(inserted)
 
 
 # ------------------------------------------------------------------- pause, resume, cancel
@@ -573,11 +542,11 @@ async def resume(*, session: AsyncSession, campaign: Campaign, now: datetime) ->
         chunk = held[i : i + 500]
         await session.execute(
             update(Outbox.__table__)
-            .where(O.id == _bp("rid"))
+            .where(O.id == bindparam("rid"))
             .values(
                 state=OutboxState.SCHEDULED.value,
-                due_at=_bp("due"),
-                next_attempt_at=_bp("due"),
+                due_at=bindparam("due"),
+                next_attempt_at=bindparam("due"),
                 updated_at=now,
             )
             .execution_options(synchronize_session=False),
@@ -653,13 +622,13 @@ async def plan_follow_ups(
         }
         for customer_id, variant, locale in rows
     ]
-    await schedule_many(session=session, rows=scheduled)
-    await _link_outbox(
-        session,
-        campaign.id,
-        [r["dedupe_key"] for r in scheduled],
-        campaign.shop_id,
-        "follow_up_id",
+    ids, _created = await _schedule_rows(session, campaign.shop_id, scheduled)
+    await session.execute(
+        update(CampaignRecipient.__table__)
+        .where(R.campaign_id == campaign.id, R.customer_id == bindparam("cid"))
+        .values(follow_up_id=bindparam("oid"))
+        .execution_options(synchronize_session=False),
+        [{"cid": cid, "oid": oid} for cid, oid in ids.items()],
     )
     return len(scheduled)
 
@@ -854,6 +823,7 @@ async def report(
         return found
 
     by = (R.variant, R.locale)
+    mine = R.campaign_id == cid
     counted = select(*by, func.count()).where(R.campaign_id == cid).group_by(*by)
     for variant, locale, n in (await session.execute(counted)).all():
         for tally in lines(variant, locale):
@@ -871,10 +841,10 @@ async def report(
             if step == "1":  # the audience identity is about the first message
                 for tally in lines(variant, locale):
                     tally.add_state(state, reason, n)
-        for metric, value in (await _responses(session, cid, [column], ())).items():
+        for metric, value in (await _responses(session, mine, [column], ())).items():
             setattr(steps[step], metric, value[()])
     for metric, values in (
-        await _responses(session, cid, [R.outbox_id, R.follow_up_id], by)
+        await _responses(session, mine, [R.outbox_id, R.follow_up_id], by)
     ).items():
         for (variant, locale), value in values.items():
             for tally in lines(variant, locale):
@@ -906,12 +876,11 @@ async def report(
 
 
 async def _responses(
-    session: AsyncSession, campaign_id: int, columns: list[Any], by: tuple[Any, ...]
+    session: AsyncSession, where: Any, columns: list[Any], by: tuple[Any, ...]
 ) -> dict[str, dict[tuple[Any, ...], Any]]:
-    """Count recipients who clicked, said "not interested", and the orders credited to them,
-    through the outbox rows in `columns`, grouped by `by`."""
+    """Count recipients (those `where` picks) who clicked, said "not interested", and the
+    orders credited to them, through the outbox rows in `columns`, grouped by `by`."""
     ck, ex, oc = Click.__table__.c, Exclusion.__table__.c, Order.__table__.c  # type: ignore[attr-defined]
-    where = R.campaign_id == campaign_id
     found: dict[str, dict[tuple[Any, ...], Any]] = {}
     queries = {
         "clicked": select(*by, func.count(distinct(R.customer_id))).join(
@@ -936,6 +905,30 @@ async def _responses(
         for metric in ("clicked", "not_interested", "orders"):
             found[metric].setdefault((), 0)
         found.setdefault("revenue", {}).setdefault((), Decimal(0))
+    return found
+
+
+async def progress(*, session: AsyncSession, shop_id: int) -> dict[int, dict[str, int]]:
+    """Per campaign of the shop: messages scheduled (the holdout gets none), those still
+    waiting, recipients who clicked, orders credited. A few grouped queries for every campaign,
+    for lists; `report` has the rest."""
+    waiting = case((O.state.in_([s.value for s in PENDING_STATES]), 1), else_=0)
+    rows = await session.execute(
+        select(R.campaign_id, func.count(O.id), func.coalesce(func.sum(waiting), 0))
+        .select_from(CampaignRecipient.__table__.join(Outbox.__table__, O.id == R.outbox_id))
+        .where(R.shop_id == shop_id)
+        .group_by(R.campaign_id)
+    )
+    found = {
+        cid: {"messages": int(n), "pending": int(p), "clicked": 0, "orders": 0}
+        for cid, n, p in rows.all()
+    }
+    both = [R.outbox_id, R.follow_up_id]
+    responses = await _responses(session, R.shop_id == shop_id, both, (R.campaign_id,))
+    for metric in ("clicked", "orders"):
+        for (cid,), value in responses[metric].items():
+            if cid in found:
+                found[cid][metric] = value
     return found
 
 
