@@ -7,14 +7,14 @@ Each function takes the session factory and returns plain JSON-ready data.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.campaigns import CampaignError, missing_locales
+from bot.campaigns import CampaignError, missing_locales, parse_campaign
 from bot.db import transaction
 from bot.models import Campaign, Customer, Shop
 from bot.store import campaigns as store
@@ -85,29 +85,13 @@ async def preview(
     sessions: Sessions, *, campaign_id: int, now: datetime, shop_id: int | None = None
 ) -> dict[str, Any]:
     """Render each variant in each locale of the shop, list missing texts, split the audience."""
-    from bot.flows.campaign import preview as render_all
     from bot.i18n import offered_locales
     from bot.shop_settings import load_shop_settings
 
     async with sessions() as session:
         campaign, shop = await _found(session, campaign_id, shop_id)
         offered = offered_locales(load_shop_settings(shop.settings).languages)
-        names: dict[str, str | None] = {}
-        for locale in offered:  # a real first name of that language makes a real preview
-            names[locale] = await session.scalar(
-                select(Customer.first_name)
-                .where(
-                    Customer.shop_id == shop.id,
-                    Customer.locale == locale,
-                    Customer.first_name.is_not(None),  # type: ignore[union-attr]
-                    Customer.redacted_hash.is_(None),  # type: ignore[union-attr]
-                )
-                .order_by(Customer.id)
-                .limit(1)
-            )
-        shown = await render_all(
-            session=session, shop=shop, campaign=campaign, offered=offered, names=names
-        )
+        shown = await _rendered(session, shop, campaign, offered)
         split = await store.split_audience(session=session, shop=shop, campaign=campaign, now=now)
         spec = store.spec_of(campaign)
     return {
@@ -121,19 +105,64 @@ async def preview(
             "locales": split.locales,
             "by_variant_and_locale": split.by_variant_locale,
         },
-        "messages": [
-            {
-                "variant": m.variant,
-                "step": m.step,
-                "locale": m.locale,
-                "text_locale": m.shown_locale,
-                "text": m.text,
-                "image_url": m.image_url,
-                "buttons": [[{"text": b.text, "url": b.url} for b in row] for row in m.buttons],
-            }
-            for m in shown
-        ],
+        "messages": shown,
     }
+
+
+async def preview_draft(sessions: Sessions, *, shop_id: int, raw: Any) -> dict[str, Any]:
+    """Render a campaign file that is not stored yet (the console's editor), as `preview` does."""
+    from bot.i18n import offered_locales
+    from bot.shop_settings import load_shop_settings
+
+    spec = parse_campaign(raw)
+    async with sessions() as session:
+        shop = await session.get(Shop, shop_id)
+        if shop is None:
+            raise CampaignError(f"no shop {shop_id}")
+        offered = offered_locales(load_shop_settings(shop.settings).languages)
+        draft = Campaign(shop_id=shop_id, name=spec.name, topic=spec.topic, spec=raw)
+        shown = await _rendered(session, shop, draft, offered)
+    return {
+        "default_locale": shop.default_locale,
+        "missing_translations": missing_locales(spec, offered),
+        "messages": shown,
+    }
+
+
+async def _rendered(
+    session: AsyncSession, shop: Shop, campaign: Campaign, offered: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Each variant (and the follow-up) in each offered locale, with a real first name."""
+    from bot.flows.campaign import preview as render_all
+
+    names: dict[str, str | None] = {}
+    for locale in offered:  # a real first name of that language makes a real preview
+        names[locale] = await session.scalar(
+            select(Customer.first_name)
+            .where(
+                Customer.shop_id == shop.id,
+                Customer.locale == locale,
+                Customer.first_name.is_not(None),  # type: ignore[union-attr]
+                Customer.redacted_hash.is_(None),  # type: ignore[union-attr]
+            )
+            .order_by(Customer.id)
+            .limit(1)
+        )
+    shown = await render_all(
+        session=session, shop=shop, campaign=campaign, offered=offered, names=names
+    )
+    return [
+        {
+            "variant": m.variant,
+            "step": m.step,
+            "locale": m.locale,
+            "text_locale": m.shown_locale,
+            "text": m.text,
+            "image_url": m.image_url,
+            "buttons": [[{"text": b.text, "url": b.url} for b in row] for row in m.buttons],
+        }
+        for m in shown
+    ]
 
 
 async def send(

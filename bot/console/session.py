@@ -121,4 +121,4 @@ def login_value(request: web.Request, nonce: str | None = None) -> str:
 def check(expected: str, given: Any) -> None:
     """Raise 403 unless the form's CSRF value is the expected one."""
     if not expected or not isinstance(given, str) or not hmac.compare_digest(expected, given):
-        raise web.HTTPForbidden(text="This form has expired. Go back, reload and try again.")
+        raise web.HTTPForbidden(text="expired")  # error.html says it in words

@@ -105,7 +105,7 @@ async def _writer(request: web.Request) -> Principal:
     """Return who is calling, refusing a read-only token (403) before anything changes."""
     principal = await _who(request)
     if principal.read_only:
-        raise web.HTTPForbidden(text="This token may only read.")
+        raise web.HTTPForbidden(text="read_only")  # error.html says it in words
     return principal
 
 
@@ -190,6 +190,63 @@ async def shops(request: web.Request) -> web.Response:
     now = services.clock.now()
     rows = [{"shop": s, "health": delivery_health(s, now)} for s in found]
     return render(request, "shops.html", {"rows": rows, "principal": principal})
+
+
+SHOP_FIELDS = ("platform", "name", "country", "currency", "locale", "timezone", "bot_token")
+
+
+def _new_shop_page(request: web.Request, form: Any, *, error: str | None = None) -> web.Response:
+    """Render the connect-a-store form (again, with the refused field's reason, 422)."""
+    from integrations import ADAPTERS
+
+    platforms = [
+        {"name": name, "topics": [*a.subscribe_topics, *getattr(a, "compliance_topics", ())]}
+        for name, a in ADAPTERS.items()
+    ]
+    return render(
+        request,
+        "shop_new.html",
+        {"form": form, "platforms": platforms, "error": error},
+        status=422 if error else 200,
+    )
+
+
+async def _owner(request: web.Request) -> Principal:
+    """Return the owner's principal; a shop's token may not add shops (403, as in the API)."""
+    from bot.store.tokens import OWNER
+
+    principal = await _writer(request)
+    if principal.kind != OWNER:
+        raise web.HTTPForbidden(text="owner_only")  # error.html says it in words
+    return principal
+
+
+@routes.get("/console/shops/new")
+async def shop_new(request: web.Request) -> web.Response:
+    await _owner(request)
+    return _new_shop_page(request, {"platform": "shopify"})
+
+
+@routes.post("/console/shops/new")
+async def shop_new_post(request: web.Request) -> web.Response:
+    """Connect a store (as `nudge shop add`): check every field and the bot, then show it."""
+    from bot.shops import ShopProblem, ShopRequest, connect_shop
+
+    await _owner(request)
+    form = await _form(request)
+    services = _services(request)
+    given = {key: str(form.get(key, "")).strip() for key in SHOP_FIELDS}
+    optional = {key: value or None for key, value in given.items()}
+    try:
+        connected = await connect_shop(
+            services.sessions,
+            ShopRequest(**{**optional, "platform": given["platform"], "name": given["name"]}),
+            api_base=services.settings.telegram_base,
+            now=services.clock.now(),
+        )
+    except ShopProblem as exc:
+        return _new_shop_page(request, given, error=str(exc))
+    raise web.HTTPSeeOther(f"/console/shops/{connected.shop.id}?saved=created")
 
 
 def _shop_page(
@@ -293,6 +350,19 @@ async def customer(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------- campaigns
 
 
+def progress_of(numbers: dict[str, int] | None) -> dict[str, Any]:
+    """Turn a campaign's counts (store.progress) into what its progress bar shows."""
+    numbers = numbers or {"messages": 0, "pending": 0, "clicked": 0, "orders": 0}
+    done = numbers["messages"] - numbers["pending"]
+    total = numbers["messages"]
+    return {
+        "audience": total,
+        "done": done,
+        "percent": round(100 * done / total) if total else 0,
+        "numbers": numbers,
+    }
+
+
 @routes.get("/console/shops/{shop_id}/campaigns")
 async def campaigns(request: web.Request) -> web.Response:
     from bot import campaign_service
@@ -302,21 +372,7 @@ async def campaigns(request: web.Request) -> web.Response:
     services = _services(request)
     listed = await campaign_service.listing(services.sessions, shop_id=shop.id)
     progress = await campaign_service.progress(services.sessions, shop_id=shop.id)
-    rows = []
-    for item in listed:
-        numbers = progress.get(
-            item["id"], {"messages": 0, "pending": 0, "clicked": 0, "orders": 0}
-        )
-        done = numbers["messages"] - numbers["pending"]
-        rows.append(
-            {
-                **item,
-                "audience": numbers["messages"],
-                "done": done,
-                "percent": round(100 * done / numbers["messages"]) if numbers["messages"] else 0,
-                "numbers": numbers,
-            }
-        )
+    rows = [{**item, **progress_of(progress.get(item["id"]))} for item in listed]
     return render(request, "campaigns.html", {"shop": shop, "rows": rows})
 
 
@@ -341,6 +397,7 @@ async def campaign(request: web.Request) -> web.Response:
         )
     except CampaignError:
         raise web.HTTPNotFound() from None
+    progress = await campaign_service.progress(services.sessions, shop_id=shop.id)
     return render(
         request,
         "campaign.html",
@@ -349,9 +406,37 @@ async def campaign(request: web.Request) -> web.Response:
             "campaign": shown,
             "numbers": numbers,
             "funnel": Markup(funnel_svg(numbers)),  # drawn by us, every text in it escaped
+            "progress": progress_of(progress.get(campaign_id)),
             "principal": principal,
             "error": request.query.get("error"),
         },
+    )
+
+
+@routes.get("/console/shops/{shop_id}/campaigns/{campaign_id:\\d+}/progress")
+async def campaign_progress(request: web.Request) -> web.Response:
+    """The campaign page's live progress bar (JSON; the page shows the same without script)."""
+    from bot import campaign_service
+    from bot.campaigns import CampaignError
+    from bot.i18n import _
+
+    principal = await _who(request)
+    shop = await _shop(request, principal)
+    services = _services(request)
+    campaign_id = _path_id(request, "campaign_id")
+    try:
+        shown = await campaign_service.show(
+            services.sessions, campaign_id=campaign_id, shop_id=shop.id
+        )
+    except CampaignError:
+        raise web.HTTPNotFound() from None
+    progress = await campaign_service.progress(services.sessions, shop_id=shop.id)
+    bar = progress_of(progress.get(campaign_id))
+    with locale_scope(reader_locale(request)):
+        text = _("{done} of {total} messages out").format(done=bar["done"], total=bar["audience"])
+    return web.json_response(
+        {"status": shown["status"], **bar, "text": text},
+        headers={"Cache-Control": "no-store"},
     )
 
 
@@ -444,7 +529,9 @@ async def reports(request: web.Request) -> web.Response:
 
     from markupsafe import Markup
 
+    from bot.i18n import _
     from bot.lifecycle import lifecycle_report, lifecycle_svg
+    from bot.store.flow_history import flow_history, flow_history_svg
     from bot.store.reports import flow_report, known_flows
     from bot.store.surveys import nps_scores
     from bot.surveys import nps_summary
@@ -459,10 +546,14 @@ async def reports(request: web.Request) -> web.Response:
             for flow in known_flows()
         ]
         answers = await nps_scores(session=session, shop_id=shop.id)
+        history = await flow_history(session=session, shop_id=shop.id, now=services.clock.now())
     try:
         zone = ZoneInfo(shop.timezone)
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
+    with locale_scope(reader_locale(request)):
+        labels = flow_labels()
+        over_time = flow_history_svg(history, labels, _("week of {day}"))
     return render(
         request,
         "reports.html",
@@ -471,9 +562,28 @@ async def reports(request: web.Request) -> web.Response:
             "lifecycle": found.as_dict(),
             "chart": Markup(lifecycle_svg(found)),  # drawn by us, every text in it escaped
             "flows": flows,
+            "labels": labels,
+            "history": Markup(over_time),  # drawn by us, every text in it escaped
             "nps": nps_summary(answers, zone),
         },
     )
+
+
+def flow_labels() -> dict[str, str]:
+    """Name each flow as a shop owner would, in the current language."""
+    from bot.i18n import _
+
+    return {
+        "birthday": _("Birthday greetings"),
+        "campaign": _("Campaigns"),
+        "cart": _("Abandoned carts"),
+        "nps": _("NPS survey"),
+        "post_purchase": _("After a purchase"),
+        "support": _("Support"),
+        "survey": _("Surveys"),
+        "welcome": _("Welcome series"),
+        "winback": _("Win-back"),
+    }
 
 
 # ------------------------------------------------------------------ the campaign editor
@@ -521,39 +631,94 @@ def countable(definition: dict[str, Any] | str) -> dict[str, Any]:
     return member_of(definition) if isinstance(definition, str) else definition
 
 
-def editor_campaign(form: Any, offered: Any) -> dict[str, Any]:
-    """Turn the editor's form into a campaign file (checked by parse_campaign like any other)."""
+def _field(form: Any, name: str) -> str:
+    return str(form.get(name, "")).strip()
+
+
+def _locale_messages(form: Any, offered: Any, prefix: str, buttons: list[Any]) -> dict[str, Any]:
+    """Read one message per locale from the fields `{prefix}text_{locale}` (and image)."""
     messages = {}
     for locale in offered:
-        text = str(form.get(f"text_{locale}", "")).strip()
+        text = _field(form, f"{prefix}text_{locale}")
         if not text:
             continue
         message: dict[str, Any] = {"text": text}
-        image = str(form.get(f"image_{locale}", "")).strip()
+        image = _field(form, f"{prefix}image_{locale}")
         if image:
             message["image_url"] = image
-        label, url = (
-            str(form.get("button_text", "")).strip(),
-            str(form.get("button_url", "")).strip(),
-        )
-        if label or url:
-            message["buttons"] = [{"text": label, "url": url}]
+        if buttons:
+            message["buttons"] = buttons
         messages[locale] = message
+    return messages
+
+
+def _send_at(form: Any, zone_name: str) -> str | None:
+    """Read the editor's send time (a local date and time in the shop's zone) as ISO 8601."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.campaigns import CampaignError
+
+    raw = _field(form, "send_at")
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise CampaignError(f"schedule.at: not a date and time: {raw[:40]!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone_name))
+    return moment.isoformat()
+
+
+def editor_campaign(form: Any, offered: Any, zone_name: str = "UTC") -> dict[str, Any]:
+    """Turn the editor's form into a campaign file (checked by parse_campaign like any other).
+
+    The editor offers what most campaigns need: one message per language, or two variants (A
+    and B, with B's share), a follow-up for those who did not click, and a send time. Anything
+    more (up to eight variants, several buttons) goes through the campaign file or the API.
+    """
+    from bot.campaigns import CampaignError
+
+    label, url = _field(form, "button_text"), _field(form, "button_url")
+    buttons = [{"text": label, "url": url}] if label or url else []
+    first = _locale_messages(form, offered, "", buttons)
+    second = _locale_messages(form, offered, "b_", buttons)
     raw: dict[str, Any] = {
         "name": str(form.get("name", "")),
         "segment": builder_definition(form),
         "topic": str(form.get("topic", "")),
-        "messages": messages,
     }
-    holdout = str(form.get("holdout_percent", "")).strip()
+    if second:
+        share = _value("=", _field(form, "b_percent") or "50")
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 1 <= share <= 99:
+            raise CampaignError("variants: B's share is a number from 1 to 99 (%)")
+        raw["variants"] = [
+            {"name": "A", "weight": round(100 - share), "messages": first},
+            {"name": "B", "weight": round(share), "messages": second},
+        ]
+    else:
+        raw["messages"] = first
+    holdout = _field(form, "holdout_percent")
     if holdout:
         raw["holdout_percent"] = _value("=", holdout)
-    pool = str(form.get("pool", "")).strip()
+    pool = _field(form, "pool")
     if pool:
         raw["pool"] = pool
-    local = str(form.get("local_time", "")).strip()
+    local, at = _field(form, "local_time"), _send_at(form, zone_name)
+    if local and at:
+        raise CampaignError("schedule: give a send time or a local time of day, not both")
     if local:
         raw["schedule"] = {"local_time": local}
+    elif at:
+        raw["schedule"] = {"at": at}
+    after = _field(form, "follow_up_after")
+    later = _locale_messages(form, offered, "f_", [])
+    if after or later:
+        follow_up: dict[str, Any] = {"after": after or "24h", "messages": later}
+        if _field(form, "follow_up_pool"):
+            follow_up["pool"] = _field(form, "follow_up_pool")
+        raw["follow_up"] = follow_up
     return raw
 
 
@@ -580,7 +745,7 @@ async def _editor(request: web.Request, shop: Any, form: Any, **extra: Any) -> w
             "pools": pools,
             "offered": offered_locales(load_shop_settings(shop.settings).languages),
             "count": None,
-            "previews": [],
+            "shown": None,
             "error": None,
             **extra,
         },
@@ -610,9 +775,9 @@ async def campaign_new_post(request: web.Request) -> web.Response:
     form = await _form(request)
     services = _services(request)
     offered = offered_locales(load_shop_settings(shop.settings).languages)
-    raw = editor_campaign(form, offered)
     intent = str(form.get("intent", "count"))
     try:
+        raw = editor_campaign(form, offered, shop.timezone)
         async with services.sessions() as session:
             saved = await saved_definitions(session=session, shop_id=shop.id)
             if isinstance(raw["segment"], str) and raw["segment"] not in saved:
@@ -629,45 +794,10 @@ async def campaign_new_post(request: web.Request) -> web.Response:
                 services.sessions, shop_id=shop.id, raw=raw, now=services.clock.now()
             )
             raise web.HTTPSeeOther(f"/console/shops/{shop.id}/campaigns/{created['id']}")
-        previews = _previews(raw, shop, offered)
-        return await _editor(request, shop, form, count=count, previews=previews)
+        shown = await campaign_service.preview_draft(services.sessions, shop_id=shop.id, raw=raw)
+        return await _editor(request, shop, form, count=count, shown=shown)
     except (CampaignError, SegmentError) as exc:
         return await _editor(request, shop, form, error=str(exc))
-
-
-def _previews(raw: dict[str, Any], shop: Any, offered: Any) -> list[dict[str, Any]]:
-    """Render the editor's messages as customers would see them (without storing anything)."""
-    from bot.campaigns import fill, parse_campaign, pick_locale
-
-    spec = parse_campaign(raw)
-    messages = spec.variants[0].messages
-    shown = []
-    for locale in offered:
-        chosen = pick_locale(messages, locale, shop.default_locale) or next(iter(messages))
-        message = messages[chosen]
-        with locale_scope(chosen):
-            from bot.i18n import _
-
-            buttons = [b.text for b in message.buttons]
-            if spec.catalog_button:
-                buttons.append(_("Open catalog"))
-            if spec.not_interested_button:
-                buttons.append(_("Not interested"))
-        shown.append(
-            {
-                "locale": locale,
-                "text_locale": chosen,
-                "text": fill(
-                    message.text,
-                    first_name="Олена" if chosen in ("uk", "ru") else "Anna",
-                    code="SPRING-7K2M" if message.needs_code else None,
-                    shop_name=shop.name,
-                ),
-                "image_url": message.image_url,
-                "buttons": buttons,
-            }
-        )
-    return shown
 
 
 @routes.post("/console/shops/{shop_id}/audience")

@@ -171,7 +171,7 @@ async def test_a_campaign_page_previews_sends_and_reports(console):
             assert "No text in en, ru, pl" in page
             csrf = hidden(page)
         async with http.post(page_url + "/send", data={"csrf": csrf}) as r:
-            assert r.status == 200 and '<small class="status">sent</small>' in await r.text()
+            assert r.status == 200 and 'data-status="sent"' in await r.text()
         async with http.post(page_url + "/send", data={}) as r:
             assert r.status == 403
         async with http.post(page_url + "/cancel", data={"csrf": csrf}) as r:
@@ -248,3 +248,120 @@ async def test_the_editor_counts_previews_and_saves_a_campaign(console):
             assert r.status == 303 and "/campaigns/" in r.headers["Location"]
         async with http.post(url, data={**form, "intent": "create", "csrf": "x"}) as r:
             assert r.status == 403
+
+
+async def test_the_editor_builds_an_ab_test_with_a_follow_up_and_a_send_time(console):
+    from bot import campaign_service
+    from bot.models import Shop
+
+    async with transaction(console.pg.services.sessions) as session:
+        (await session.get(Shop, console.kvitka.id)).timezone = "Europe/Kyiv"
+    http = await logged_in(console, "kvitka")
+    async with http:
+        url = console.base + f"/console/shops/{console.kvitka.id}/campaigns/new"
+        async with http.get(url) as r:
+            csrf = hidden(await r.text())
+        form = {
+            "csrf": csrf,
+            "name": "Весна A/B",
+            "topic": "shoes",
+            "field0": "locale",
+            "op0": "=",
+            "value0": "uk",
+            "text_uk": "Версія А",
+            "b_text_uk": "Версія Б",
+            "b_percent": "30",
+            "follow_up_after": "2d",
+            "f_text_uk": "Нагадуємо про знижки",
+            "send_at": "2027-03-01T10:00",
+        }
+        async with http.post(url, data={**form, "intent": "preview"}) as r:
+            page = await r.text()
+            assert r.status == 200, page
+            for variant, text in (("A", "Версія А"), ("B", "Версія Б")):
+                assert f'data-variant="{variant}"' in page and text in page
+            assert 'data-variant="follow_up"' in page and "Нагадуємо про знижки" in page
+            assert "No text in en, ru, pl (A)" in page  # the shop also speaks en, ru, pl
+        async with http.post(url, data={**form, "local_time": "10:00", "intent": "create"}) as r:
+            assert r.status == 422 and "not both" in await r.text()
+        async with http.post(url, data={**form, "b_percent": "0", "intent": "create"}) as r:
+            assert r.status == 422 and "from 1 to 99" in await r.text()
+        async with http.post(url, data={**form, "intent": "create"}, allow_redirects=False) as r:
+            assert r.status == 303
+            campaign_id = int(r.headers["Location"].rsplit("/", 1)[1])
+    stored = await campaign_service.show(console.pg.services.sessions, campaign_id=campaign_id)
+    spec = stored["file"]
+    assert [(v["name"], v["weight"]) for v in spec["variants"]] == [("A", 70), ("B", 30)]
+    assert spec["follow_up"] == {
+        "after": "2d",
+        "messages": {"uk": {"text": "Нагадуємо про знижки"}},
+    }
+    # The owner types the shop's time: 10:00 in Kyiv on 1 March 2027 (UTC+2).
+    assert spec["schedule"] == {"at": "2027-03-01T10:00:00+02:00"}
+
+
+async def test_the_owner_connects_a_shopify_store_and_sees_its_webhook(console):
+    http = await logged_in(console, "owner")
+    async with http:
+        url = console.base + "/console/shops/new"
+        async with http.get(url) as r:
+            page = await r.text()
+            assert r.status == 200 and 'value="shopify" checked' in page
+            csrf = hidden(page)
+        form = {"csrf": csrf, "platform": "shopify", "name": "Lato", "country": "PL"}
+        async with http.post(url, data={**form, "bot_token": "123:nope"}) as r:
+            assert r.status == 422 and "bot_token" in await r.text()
+        async with http.post(url, data={**form, "country": "XX"}) as r:
+            assert r.status == 422 and "country" in await r.text()
+        token = "7999000002:AAconsoletestbottoken0000000000001"
+        console.pg.sandbox.add_bot(token, username="lato_shop_bot", first_name="Lato")
+        async with http.post(url, data={**form, "bot_token": token}) as r:
+            page = await r.text()
+            assert r.status == 200 and "@lato_shop_bot" in page
+            assert "/hooks/shopify/" in page and "orders/create" in page
+            assert "The store is connected" in page
+    for who in ("kvitka", "reader"):
+        http = await logged_in(console, who)
+        async with http:
+            async with http.get(url) as r:
+                assert r.status == 403  # only the owner adds shops
+
+
+async def test_progress_follows_the_send_and_reports_show_flows_over_time(console):
+    from bot import campaign_service
+    from bot.store.flow_history import flow_history
+
+    pg = console.pg
+    raw = {"name": "Літо", "segment": {"all": []}, "topic": "sandals"}
+    raw["messages"] = {"uk": {"text": "{first_name}, літні знижки!"}}
+    created = await campaign_service.create(
+        pg.services.sessions, shop_id=console.kvitka.id, raw=raw, now=pg.clock.now()
+    )
+    http = await logged_in(console, "kvitka", headers={"Accept-Language": "uk"})
+    async with http:
+        page_url = console.base + f"/console/shops/{console.kvitka.id}/campaigns/{created['id']}"
+        async with http.get(page_url) as r:
+            page = await r.text()
+            assert 'id="progress"' not in page  # a draft has nothing to show yet
+            csrf = hidden(page)
+        async with http.post(page_url + "/send", data={"csrf": csrf}) as r:
+            page = await r.text()
+            assert 'id="progress"' in page and 'data-percent="0"' in page
+        async with http.get(page_url + "/progress") as r:
+            body = await r.json()
+            assert (body["status"], body["done"], body["audience"]) == ("sent", 0, 1)
+        await pg.dispatch()
+        async with http.get(page_url + "/progress") as r:
+            body = await r.json()
+            assert (body["percent"], body["text"]) == (100, "Надіслано: 1 з 1")
+        async with http.get(console.base + f"/console/shops/{console.kvitka.id}/campaigns") as r:
+            assert "<td>надіслано</td>" in await r.text()  # the status, in the reader's language
+        async with http.get(console.base + f"/console/shops/{console.kvitka.id}/reports") as r:
+            page = await r.text()
+            assert 'id="flows-over-time"' in page and "<title>Кампанії: 1</title>" in page
+    async with pg.services.sessions() as session:
+        history = await flow_history(
+            session=session, shop_id=console.kvitka.id, now=pg.clock.now()
+        )
+    assert history.sent == {"campaign": [0] * 11 + [1]} and len(history.weeks) == 12
+    assert history.weeks[-1].weekday() == 0

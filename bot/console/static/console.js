@@ -30,3 +30,23 @@ document.querySelectorAll("button[data-copy]").forEach(function (button) {
     timer = setTimeout(count, 250);
   });
 })();
+
+// The campaign page's progress bar follows the send live; without JavaScript, reload the page.
+(function () {
+  var bar = document.getElementById("progress");
+  var text = document.getElementById("progress-text");
+  if (!bar || !window.fetch) return;
+  function poll() {
+    fetch(bar.dataset.url, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (body) {
+        bar.value = body.percent;
+        bar.dataset.percent = String(body.percent);
+        bar.textContent = body.percent + "%";
+        if (text) text.textContent = body.text;
+        if (body.percent < 100 && body.status !== "cancelled") setTimeout(poll, 1000);
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+  if (bar.dataset.percent !== "100") setTimeout(poll, 1000);
+})();
