@@ -7,7 +7,7 @@ LOCK := requirements.lock
 # Quiet installs: the first thing `make demo` shows is the demo, not pip's or setuptools' chatter.
 PIP := $(BIN)/python -m pip --quiet --quiet --disable-pip-version-check
 PYBABEL := $(BIN)/pybabel
-KEYWORDS := -k _ -k __ -k ngettext:1,2 -k lazy_ngettext:1,2
+KEYWORDS := -k _ -k __ -k N_ -k ngettext:1,2 -k lazy_ngettext:1,2
 
 .PHONY: install lock demo serve test lint format locales locales-extract locales-compile bench clean
 

@@ -453,27 +453,42 @@ def local_due(now: datetime, at: time, zone: ZoneInfo) -> datetime:
 FUNNEL = ("audience", "sent", "clicked", "orders")
 
 
-def funnel_rows(report: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, int]]]]:
+# The funnel chart's words; the console passes them in the reader's language.
+FUNNEL_WORDS = {
+    "title": "Campaign {id}: {name}",
+    "variant": "variant {name}",
+    "holdout": "holdout",
+    "audience": "audience",
+    "sent": "sent",
+    "clicked": "clicked",
+    "orders": "orders",
+}
+
+
+def funnel_rows(
+    report: Mapping[str, Any], words: Mapping[str, str] = FUNNEL_WORDS
+) -> list[tuple[str, list[tuple[str, int]]]]:
     """Return the funnel (audience, sent, clicked, orders) of each variant and the holdout."""
     rows = []
     for name, tally in report.get("variants", {}).items():
-        rows.append((f"variant {name}", [(step, int(tally[step])) for step in FUNNEL]))
+        label = words["variant"].format(name=name)
+        rows.append((label, [(step, int(tally[step])) for step in FUNNEL]))
     if report.get("holdout"):
-        rows.append(("holdout", [("audience", int(report["holdout"]))]))
+        rows.append((words["holdout"], [("audience", int(report["holdout"]))]))
     return rows
 
 
-def funnel_svg(report: Mapping[str, Any]) -> str:
-    """Draw the funnel per variant as an SVG bar chart."""
+def funnel_svg(report: Mapping[str, Any], words: Mapping[str, str] = FUNNEL_WORDS) -> str:
+    """Draw the funnel per variant as an SVG bar chart (`words` names its parts)."""
     from xml.sax.saxutils import escape
 
-    rows = funnel_rows(report)
+    rows = funnel_rows(report, words)
     colors = {"audience": "#c8c8c8", "sent": "#2a7ae2", "clicked": "#f2a93b", "orders": "#3bb273"}
     width, bar, gap, left, top = 720, 18, 26, 150, 48
     most = max([value for _, steps in rows for _, value in steps] + [1])
     scale = (width - left - 90) / most
     height = top + sum(len(steps) * bar + gap for _, steps in rows) + 10
-    title = f"Campaign {report.get('id', '')}: {report.get('name', '')}"
+    title = words["title"].format(id=report.get("id", ""), name=report.get("name", ""))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         'font-family="sans-serif" font-size="12">',
@@ -491,7 +506,7 @@ def funnel_svg(report: Mapping[str, Any]) -> str:
             )
             parts.append(
                 f'<text x="{left + value * scale + 6:.1f}" y="{y + bar * 0.7:.0f}">'
-                f"{escape(step)} {value}</text>"
+                f"{escape(words[step])} {value}</text>"
             )
             y += bar
         y += gap

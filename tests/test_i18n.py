@@ -18,7 +18,7 @@ from bot.messages.common import item_count, more_items
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALES = ROOT / "locales"
-KEYWORDS = {"_": None, "__": None, "ngettext": (1, 2), "lazy_ngettext": (1, 2)}
+KEYWORDS = {"_": None, "__": None, "N_": None, "ngettext": (1, 2), "lazy_ngettext": (1, 2)}
 TRANSLATED = ("ru", "uk", "pl")
 
 

@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 
 from bot.i18n import _, format_datetime, format_money, format_number, ngettext
+from bot.store.customer_card import reason_in_words
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,6 +78,7 @@ def mount(app: web.Application) -> None:
     environment.install_gettext_callables(  # type: ignore[attr-defined]
         lambda message: _(message), lambda one, many, n: ngettext(one, many, n), newstyle=False
     )
+    environment.globals["reason_in_words"] = reason_in_words  # type: ignore[attr-defined]
     environment.filters["money"] = _money  # type: ignore[attr-defined]
     environment.filters["moment"] = _moment  # type: ignore[attr-defined]
     environment.filters["number"] = _number  # type: ignore[attr-defined]

@@ -405,12 +405,28 @@ async def campaign(request: web.Request) -> web.Response:
             "shop": shop,
             "campaign": shown,
             "numbers": numbers,
-            "funnel": Markup(funnel_svg(numbers)),  # drawn by us, every text in it escaped
+            "funnel": Markup(funnel_svg(numbers, funnel_words(reader_locale(request)))),
             "progress": progress_of(progress.get(campaign_id)),
             "principal": principal,
             "error": request.query.get("error"),
         },
     )
+
+
+def funnel_words(locale: str) -> dict[str, str]:
+    """The funnel chart's words in the reader's language (the chart escapes every text)."""
+    from bot.i18n import _
+
+    with locale_scope(locale):
+        return {
+            "title": _("Campaign {id}: {name}"),
+            "variant": _("Variant {name}"),
+            "holdout": _("Holdout group"),
+            "audience": _("Audience"),
+            "sent": _("Sent"),
+            "clicked": _("Clicked"),
+            "orders": _("Orders"),
+        }
 
 
 @routes.get("/console/shops/{shop_id}/campaigns/{campaign_id:\\d+}/progress")

@@ -26,38 +26,47 @@ from bot.models import (
     PromoPool,
 )
 
+
+def N_(text: str) -> str:
+    """Mark a text for the catalogs without translating it here: the card is data (CLI, API,
+    English); the console translates these texts when it shows them."""
+    return text
+
+
 # Why a message was skipped (send-time rules in bot/delivery/suppression.py, a message kind's
 # own check) or cancelled (a flow changed its mind), as a shop owner would say it.
 REASONS = {
-    "shop_uninstalled": "the shop's app was uninstalled or the shop disconnected",
-    "shop_removed": "the shop was disconnected (nudge shop remove)",
-    "no_bot": "the shop had no Telegram bot (nudge shop set ID bot_token=…)",
-    "no_chat": "the customer has not linked a Telegram chat yet",
-    "unsubscribed": "the customer unsubscribed (/stop or the settings menu)",
-    "no_consent": "the customer never agreed to messages",
-    "unreachable": "the customer blocked the bot, or the chat is gone",
-    "excluded": "the customer tapped “Not interested” on this topic",
-    "paused": "the customer paused offers",
-    "needs_follow_up": "support must answer the customer first (nudge customer resolve ID)",
-    "quiet_hours": "waiting for the end of quiet hours in the customer's time zone",
-    "frequency_cap": "the shop's frequency cap (frequency_cap per frequency_window) was reached",
-    "cart_closed": "the cart was ordered, emptied or replaced before the reminder was due",
-    "ordered": "the customer ordered",
-    "no_codes": "the promo code pool had no code left (nudge codes status)",
-    "not_interested": "the customer tapped “Not interested”",
-    "undone": "the customer took back “Not interested”",
-    "survey_deleted": "the survey was deleted",
-    "already_known": "the customer's birthday was already known",
-    "birthday_changed": "the customer's birthday changed since it was scheduled",
-    "order_cancelled": "the order was cancelled",
-    "erased": "the customer's data was erased",
-    "support_open": "a support conversation with the customer is open",
-    "detractor": "the customer's last NPS answer was 0-6 (no campaigns until it improves)",
-    "campaign_cancelled": "the campaign was cancelled",
-    "first_not_sent": "the campaign's first message never reached the customer",
-    "clicked": "the customer clicked the campaign's first message",
-    "flow_off": "the shop turned this flow off",
-    "stage_changed": "the customer's lifecycle stage changed before the message was due",
+    "shop_uninstalled": N_("the shop's app was uninstalled or the shop disconnected"),
+    "shop_removed": N_("the shop was disconnected (nudge shop remove)"),
+    "no_bot": N_("the shop had no Telegram bot (nudge shop set ID bot_token=…)"),
+    "no_chat": N_("the customer has not linked a Telegram chat yet"),
+    "unsubscribed": N_("the customer unsubscribed (/stop or the settings menu)"),
+    "no_consent": N_("the customer never agreed to messages"),
+    "unreachable": N_("the customer blocked the bot, or the chat is gone"),
+    "excluded": N_("the customer tapped “Not interested” on this topic"),
+    "paused": N_("the customer paused offers"),
+    "needs_follow_up": N_("support must answer the customer first (nudge customer resolve ID)"),
+    "quiet_hours": N_("waiting for the end of quiet hours in the customer's time zone"),
+    "frequency_cap": N_(
+        "the shop's frequency cap (frequency_cap per frequency_window) was reached"
+    ),
+    "cart_closed": N_("the cart was ordered, emptied or replaced before the reminder was due"),
+    "ordered": N_("the customer ordered"),
+    "no_codes": N_("the promo code pool had no code left (nudge codes status)"),
+    "not_interested": N_("the customer tapped “Not interested”"),
+    "undone": N_("the customer took back “Not interested”"),
+    "survey_deleted": N_("the survey was deleted"),
+    "already_known": N_("the customer's birthday was already known"),
+    "birthday_changed": N_("the customer's birthday changed since it was scheduled"),
+    "order_cancelled": N_("the order was cancelled"),
+    "erased": N_("the customer's data was erased"),
+    "support_open": N_("a support conversation with the customer is open"),
+    "detractor": N_("the customer's last NPS answer was 0-6 (no campaigns until it improves)"),
+    "campaign_cancelled": N_("the campaign was cancelled"),
+    "first_not_sent": N_("the campaign's first message never reached the customer"),
+    "clicked": N_("the customer clicked the campaign's first message"),
+    "flow_off": N_("the shop turned this flow off"),
+    "stage_changed": N_("the customer's lifecycle stage changed before the message was due"),
 }
 
 
@@ -209,9 +218,9 @@ async def customer_card(
 
 # What a state means when no reason is recorded.
 STATES = {
-    OutboxState.BLOCKED: "Telegram refused: the customer blocked the bot or the chat is gone",
-    OutboxState.FAILED: "sending failed (see error)",
-    OutboxState.UNKNOWN: "the sender stopped mid-send: whether it arrived cannot be known",
+    OutboxState.BLOCKED: N_("Telegram refused: the customer blocked the bot or the chat is gone"),
+    OutboxState.FAILED: N_("sending failed (see error)"),
+    OutboxState.UNKNOWN: N_("the sender stopped mid-send: whether it arrived cannot be known"),
 }
 
 

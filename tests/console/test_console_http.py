@@ -332,6 +332,7 @@ async def test_progress_follows_the_send_and_reports_show_flows_over_time(consol
     from bot.store.flow_history import flow_history
 
     pg = console.pg
+    pg.customer(console.kvitka, user_id=700, first_name="Олена")  # her chat with the bot
     raw = {"name": "Літо", "segment": {"all": []}, "topic": "sandals"}
     raw["messages"] = {"uk": {"text": "{first_name}, літні знижки!"}}
     created = await campaign_service.create(
@@ -355,10 +356,11 @@ async def test_progress_follows_the_send_and_reports_show_flows_over_time(consol
             body = await r.json()
             assert (body["percent"], body["text"]) == (100, "Надіслано: 1 з 1")
         async with http.get(console.base + f"/console/shops/{console.kvitka.id}/campaigns") as r:
-            assert "<td>надіслано</td>" in await r.text()  # the status, in the reader's language
+            assert "<td>надіслана</td>" in await r.text()  # the status, in the reader's language
         async with http.get(console.base + f"/console/shops/{console.kvitka.id}/reports") as r:
             page = await r.text()
-            assert 'id="flows-over-time"' in page and "<title>Кампанії: 1</title>" in page
+            assert 'id="flows-over-time"' in page, page
+            assert "<title>Розсилки: 1</title>" in page
     async with pg.services.sessions() as session:
         history = await flow_history(
             session=session, shop_id=console.kvitka.id, now=pg.clock.now()
