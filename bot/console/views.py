@@ -333,17 +333,29 @@ async def customers(request: web.Request) -> web.Response:
 @routes.get("/console/shops/{shop_id}/customers/{customer_id}")
 async def customer(request: web.Request) -> web.Response:
     from bot.store.customer_card import customer_card
+    from bot.store.customer_history import customer_history
 
     principal = await _who(request)
     shop = await _shop(request, principal)
     raw = str(_path_id(request, "customer_id"))
     async with _services(request).sessions() as session:
         card = await customer_card(session=session, customer_id=int(raw), shop_id=shop.id)
-    if card is None:
-        raise web.HTTPNotFound()
+        if card is None:
+            raise web.HTTPNotFound()
+        history = await customer_history(session=session, shop_id=shop.id, customer_id=int(raw))
     confirm = request.query.get("confirm") == "missing"
+    with locale_scope(reader_locale(request)):
+        flows = flow_labels()
     return render(
-        request, "customer.html", {"shop": shop, "card": card, "request_confirm": confirm}
+        request,
+        "customer.html",
+        {
+            "shop": shop,
+            "card": card,
+            "history": history,
+            "flows": flows,
+            "request_confirm": confirm,
+        },
     )
 
 

@@ -367,3 +367,66 @@ async def test_progress_follows_the_send_and_reports_show_flows_over_time(consol
         )
     assert history.sent == {"campaign": [0] * 11 + [1]} and len(history.weeks) == 12
     assert history.weeks[-1].weekday() == 0
+
+
+async def test_a_customer_page_shows_the_timeline_carts_orders_and_messages(console):
+    from decimal import Decimal
+
+    from bot.models import Cart, CartItem, Customer, CustomerEvent, Order, Outbox
+
+    pg = console.pg
+    now = pg.clock.now()
+    async with transaction(pg.services.sessions) as session:
+        olena = (
+            await session.scalars(select(Customer).where(Customer.shop_id == console.kvitka.id))
+        ).one()
+        cart = Cart(shop_id=olena.shop_id, customer_id=olena.id, token="c1", total=Decimal("1250"))
+        cart.currency, cart.created_at, cart.updated_at = "UAH", now, now
+        session.add(cart)
+        await session.flush()
+        session.add(CartItem(shop_id=olena.shop_id, cart_id=cart.id, title="Сукня «Ромашка»"))
+        session.add(
+            CustomerEvent(
+                shop_id=olena.shop_id,
+                customer_id=olena.id,
+                type="cart.updated",
+                payload={"token": "c1", "items": [1]},
+                source="shopify",
+                occurred_at=now,
+            )
+        )
+        session.add(
+            Order(
+                shop_id=olena.shop_id,
+                customer_id=olena.id,
+                external_id="#1001",
+                total=Decimal("1250.50"),
+                currency="UAH",
+                placed_at=now,
+                updated_at=now,
+            )
+        )
+        session.add(
+            Outbox(
+                shop_id=olena.shop_id,
+                customer_id=olena.id,
+                kind="cart.reminder",
+                dedupe_key="r1",
+                state="skipped",
+                skip_reason="quiet_hours",
+                due_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    http = await logged_in(console, "kvitka", headers={"Accept-Language": "uk"})
+    async with http:
+        url = console.base + f"/console/shops/{console.kvitka.id}/customers/{olena.id}"
+        async with http.get(url) as r:
+            page = await r.text()
+    assert r.status == 200
+    assert "<code>cart.updated</code>" in page and "token: c1" in page  # the timeline
+    assert "Сукня «Ромашка» × 1" in page  # the cart and its items
+    assert "#1001" in page and "1250,50" in page.replace("\xa0", "").replace(" ", "")
+    assert "Покинуті кошики" in page and "Пропущено" in page  # flow and state in words
+    assert "чекає на кінець тихих годин" in page  # the skip reason, translated
