@@ -22,6 +22,7 @@ in a few statements, never loading customers into Python; a stage that changes i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -507,24 +508,40 @@ async def lifecycle_report(
     return LifecycleReport(shop_id, days, stages, unreachable, moves, blocked)
 
 
-def lifecycle_svg(report: LifecycleReport) -> str:
-    """Draw the stages as a bar chart (SVG): reachable and unreachable customers per stage."""
+# The lifecycle chart's words; the console passes them in the reader's language.
+LIFECYCLE_WORDS = {
+    "title": "Customers by stage, shop {shop}",
+    "unreachable": "{count} unreachable",
+    "blocked": "{count} blocked",
+}
+
+
+def lifecycle_svg(
+    report: LifecycleReport,
+    words: Mapping[str, str] = LIFECYCLE_WORDS,
+    stages: Mapping[str, str] | None = None,
+) -> str:
+    """Draw the stages as a bar chart (SVG): reachable and unreachable customers per stage.
+
+    `words` and `stages` (a name per stage) give its texts; every text is escaped."""
     from xml.sax.saxutils import escape
 
-    width, bar, gap, left, top = 640, 28, 14, 110, 40
+    width, bar, gap, left, top = 640, 28, 14, 150, 40
     most = max([*report.stages.values(), 1])
-    scale = (width - left - 120) / most
+    scale = (width - left - 160) / most
+    title = words["title"].format(shop=report.shop_id)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
         f'height="{top + len(report.stages) * (bar + gap) + 20}" font-family="sans-serif" '
         'font-size="13">',
-        f'<text x="10" y="22" font-size="15">Customers by stage, shop {report.shop_id}</text>',
+        f'<text x="10" y="22" font-size="15">{escape(title)}</text>',
     ]
     for i, (name, count) in enumerate(report.stages.items()):
         y = top + i * (bar + gap)
         cannot = report.unreachable.get(name, 0)
         can = count - cannot
-        parts.append(f'<text x="10" y="{y + bar * 0.7:.0f}">{escape(name)}</text>')
+        shown = (stages or {}).get(name, name)
+        parts.append(f'<text x="10" y="{y + bar * 0.7:.0f}">{escape(shown)}</text>')
         parts.append(
             f'<rect x="{left}" y="{y}" width="{can * scale:.1f}" height="{bar}" fill="#2a7ae2"/>'
         )
@@ -533,10 +550,13 @@ def lifecycle_svg(report: LifecycleReport) -> str:
             f'height="{bar}" fill="#c8c8c8"/>'
         )
         gone = report.blocked.get(name, 0)
-        label = f"{count}" + (f" ({cannot} unreachable" if cannot else "")
-        label += (f", {gone} blocked)" if gone else ")") if cannot else ""
+        notes = [words["unreachable"].format(count=cannot)] if cannot else []
+        if cannot and gone:
+            notes.append(words["blocked"].format(count=gone))
+        label = f"{count}" + (f" ({', '.join(notes)})" if notes else "")
         parts.append(
-            f'<text x="{left + count * scale + 6:.1f}" y="{y + bar * 0.7:.0f}">{label}</text>'
+            f'<text x="{left + count * scale + 6:.1f}" y="{y + bar * 0.7:.0f}">'
+            f"{escape(label)}</text>"
         )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"

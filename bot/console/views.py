@@ -582,19 +582,41 @@ async def reports(request: web.Request) -> web.Response:
     with locale_scope(reader_locale(request)):
         labels = flow_labels()
         over_time = flow_history_svg(history, labels, _("week of {day}"))
+        chart = lifecycle_svg(
+            found,
+            {
+                "title": _("Customers by stage"),
+                "unreachable": _("{count} unreachable"),
+                "blocked": _("{count} blocked the bot"),
+            },
+            stage_labels(),
+        )
     return render(
         request,
         "reports.html",
         {
             "shop": shop,
             "lifecycle": found.as_dict(),
-            "chart": Markup(lifecycle_svg(found)),  # drawn by us, every text in it escaped
+            "chart": Markup(chart),  # drawn by us, every text in it escaped
             "flows": flows,
             "labels": labels,
             "history": Markup(over_time),  # drawn by us, every text in it escaped
             "nps": nps_summary(answers, zone),
         },
     )
+
+
+def stage_labels() -> dict[str, str]:
+    """Name each lifecycle stage as a shop owner would, in the current language."""
+    from bot.i18n import _
+
+    return {
+        "prospect": _("No order yet"),
+        "new": _("New: one order"),
+        "active": _("Active"),
+        "at_risk": _("At risk"),
+        "lapsed": _("Lapsed"),
+    }
 
 
 def flow_labels() -> dict[str, str]:
