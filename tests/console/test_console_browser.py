@@ -6,35 +6,15 @@ Needs Debian's chromium (/usr/bin/chromium, or NUDGE_TEST_CHROMIUM) and the play
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 from console_helpers import make_console
 
 from bot.playground import Playground
 
-CHROMIUM = os.environ.get("NUDGE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-playwright = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium, or set NUDGE_TEST_CHROMIUM)",
-)
-
 TEXTS = {
     "en": ("Log in to Nudge", "Receiving deliveries", "Copy", "Find a customer"),
     "uk": ("Вхід у Nudge", "Доставки надходять", "Копіювати", "Знайти покупця"),
 }
-
-
-@pytest.fixture
-async def browser():
-    async with playwright.async_playwright() as driver:
-        chromium = await driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

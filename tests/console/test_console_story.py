@@ -28,12 +28,6 @@ from bot.playground import Playground
 from bot.store.customers import add_customer
 from bot.store.tokens import create_token
 
-CHROMIUM = os.environ.get("NUDGE_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-playwright = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason=f"no Chromium at {CHROMIUM} (apt-get install chromium, or set NUDGE_TEST_CHROMIUM)",
-)
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("NUDGE_SCREENSHOTS") or ROOT / "build" / "screenshots")
 BOT_TOKEN = "7999000100:AAstorytestbottoken00000000000000"
@@ -44,16 +38,6 @@ TEXTS = {
     "uk": {"wrong": "Такого токена немає", "erased": "стерто", "expired": "застаріла"},
 }
 CUSTOMERS = [("Олена", "uk", 9101), ("Тарас", "uk", 9102), ("Agnieszka", "pl", 9103)]
-
-
-@pytest.fixture
-async def browser():
-    async with playwright.async_playwright() as driver:
-        chromium = await driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture
