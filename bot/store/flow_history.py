@@ -107,3 +107,33 @@ def flow_history_svg(history: FlowHistory, labels: dict[str, str], week_label: s
         parts.append(f'<text x="{x + 14}" y="{y}">{escape(labels.get(flow, flow))}</text>')
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
+
+
+def nps_trend_svg(by_month: list[dict[str, object]]) -> str:
+    """Draw the monthly NPS (-100..100) as bars around a zero line, the answers under each."""
+    width, height, left, mid = 720, 220, 40, 100
+    slot = (width - left - 10) / max(len(by_month), 1)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11" role="img">',
+        f'<line x1="{left}" y1="{mid}" x2="{width - 10}" y2="{mid}" stroke="#999"/>',
+        f'<text x="4" y="{mid - 86}">100</text><text x="14" y="{mid + 4}">0</text>',
+        f'<text x="0" y="{mid + 94}">-100</text>',
+    ]
+    for i, month in enumerate(by_month):
+        x = left + i * slot + 4
+        score = month.get("nps")
+        if isinstance(score, int | float):
+            h = abs(score) * 0.85
+            y = mid - h if score >= 0 else mid
+            color = "#3bb273" if score >= 0 else "#d64545"
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot - 8:.1f}" height="{h:.1f}" '
+                f'fill="{color}"><title>{escape(str(month["month"]))}: {score:g}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - 4}">{escape(str(month["month"]))} '
+            f"({escape(str(month.get('answers', 0)))})</text>"
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"

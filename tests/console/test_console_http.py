@@ -430,3 +430,30 @@ async def test_a_customer_page_shows_the_timeline_carts_orders_and_messages(cons
     assert "#1001" in page and "1250,50" in page.replace("\xa0", "").replace(" ", "")
     assert "Покинуті кошики" in page and "Пропущено" in page  # flow and state in words
     assert "чекає на кінець тихих годин" in page  # the skip reason, translated
+
+
+async def test_reports_draw_the_nps_trend_by_month(console):
+    from datetime import timedelta
+
+    from bot.models import CustomerEvent
+
+    pg = console.pg
+    now = pg.clock.now()
+    async with transaction(pg.services.sessions) as session:
+        for days, score in ((40, 10), (40, 3), (5, 9), (5, 9), (5, 6)):
+            session.add(
+                CustomerEvent(
+                    shop_id=console.kvitka.id,
+                    type="nps_answered",
+                    payload={"score": score},
+                    source="telegram",
+                    occurred_at=now - timedelta(days=days),
+                )
+            )
+    http = await logged_in(console, "kvitka")
+    async with http:
+        async with http.get(console.base + f"/console/shops/{console.kvitka.id}/reports") as r:
+            page = await r.text()
+    chart = page[page.index('id="nps-trend"') :]
+    # January: one promoter, one detractor (0); February: two promoters, one detractor (33.3).
+    assert "<title>2026-01: 0</title>" in chart and "<title>2026-02: 33.3</title>" in chart
