@@ -9,6 +9,7 @@ return JSON-ready data.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +36,27 @@ class Operation:
     response: dict[str, Any] | None = None
     status: int = 200
     owner_only: bool = False
+    conflicts: bool = False
 
     @property
     def writes(self) -> bool:
         """Tell whether the operation changes anything (read-only tokens may not call it)."""
         return self.method != "GET"
+
+    def errors(self) -> list[int]:
+        """Return every error status the operation can answer (the document lists them)."""
+        found = [401]
+        if self.writes or self.owner_only:
+            found.append(403)
+        if "{" in self.path:
+            found.append(404)
+        if self.body is not None:
+            found += [400, 415]
+        if self.conflicts:
+            found.append(409)
+        if self.body is not None or self.query:
+            found.append(422)
+        return sorted(found)
 
 
 OPERATIONS: list[Operation] = []
@@ -56,6 +73,7 @@ def operation(
     response: dict[str, Any] | None = None,
     status: int = 200,
     owner_only: bool = False,
+    conflicts: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Declare an API operation (route + description)."""
 
@@ -72,6 +90,7 @@ def operation(
                 response=response,
                 status=status,
                 owner_only=owner_only,
+                conflicts=conflicts,
             )
         )
         return handler
@@ -115,6 +134,16 @@ def invalid(detail: str) -> Problem:
     return Problem(422, "invalid", "Invalid request", detail)
 
 
+def conflict(detail: str) -> Problem:
+    """Return the 409 problem: the request is valid, the state it meets refuses it."""
+    return Problem(409, "conflict", "Conflicts with the current state", detail)
+
+
+# ids are BIGINT: any 18 digits fit; a longer number names nothing (and must not reach a query)
+MAX_ID = 10**18 - 1
+WHOLE = re.compile(r"[0-9]{1,18}")
+
+
 @dataclass
 class Call:
     """What a handler gets: the request, who is calling, the services, the checked shop id."""
@@ -123,6 +152,7 @@ class Call:
     principal: Principal
     services: Any
     shop_id: int | None = None
+    body: Any = None
 
     @property
     def sessions(self) -> Any:
@@ -136,18 +166,14 @@ class Call:
     def path_id(self, name: str) -> int:
         """Return a numeric path parameter, or raise 404 (a non-number names nothing)."""
         raw = self.request.match_info.get(name, "")
-        if not raw.isdigit() or len(raw) > 18 or int(raw) == 0:
-            raise not_found(f"no {name.replace('_id', '')} {raw!r}")
+        if not WHOLE.fullmatch(raw) or not 1 <= int(raw) <= MAX_ID:
+            raise not_found(f"no {name.replace('_id', '')} {raw[:40]!r}")
         return int(raw)
 
-    def query_int(self, name: str, default: int, low: int, high: int) -> int:
-        """Return a whole-number query parameter within bounds, or raise 422."""
+    def query_int(self, name: str, default: int) -> int:
+        """Return a whole-number query parameter (its schema was checked), or the default."""
         raw = self.request.query.get(name)
-        if raw is None:
-            return default
-        if not raw.strip().lstrip("-").isdigit() or not low <= int(raw) <= high:
-            raise invalid(f"{name}: a whole number from {low} to {high}, not {raw!r}")
-        return int(raw)
+        return default if raw is None else int(raw)
 
     async def json(self) -> Any:
         """Return the JSON body, or raise 400 (not JSON) / 415 (another media type)."""

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from functools import cache
 from typing import Any
 
 from aiohttp import web
 
-from bot.api import OPERATIONS, PROBLEM, Call, Operation, Problem, not_found
+from bot.api import OPERATIONS, PROBLEM, Call, Operation, Problem, invalid, not_found
+from bot.api.schemas import path_parameter
+from bot.api.schemas import problem as body_problem
 from bot.db import transaction
 from bot.models import Shop
 from bot.store.tokens import OWNER, authenticate
@@ -34,10 +38,28 @@ def _answer(op: Operation, data: Any) -> web.StreamResponse:
     )
 
 
+def _check_query(request: web.Request, name: str, schema: dict[str, Any]) -> None:
+    """Refuse a query parameter its schema refuses (422 naming it)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return
+    value: Any = raw
+    if schema.get("type") == "integer":
+        if not re.fullmatch(r"-?[0-9]{1,18}", raw):
+            raise invalid(f"{name}: a whole number, not {raw[:40]!r}")
+        value = int(raw)
+    found = body_problem(value, schema, name)
+    if found:
+        raise invalid(f"{found[0]}: {found[1]}")
+
+
 def _route(op: Operation) -> Any:
     async def handle(request: web.Request) -> web.StreamResponse:
         from bot.web.keys import SERVICES
 
+        methods = allowed(request.rel_url.raw_path)
+        if op.method not in methods:  # a literal path shadows a template
+            raise web.HTTPMethodNotAllowed(op.method, methods)
         services = request.app[SERVICES]
         try:
             token = _bearer(request)
@@ -67,11 +89,49 @@ def _route(op: Operation) -> Any:
                     if await session.get(Shop, shop_id) is None:
                         raise not_found(f"no shop {shop_id}")
                 call.shop_id = shop_id
+            if "name" in request.match_info:  # a name no segment can have names nothing
+                name = request.match_info["name"]
+                found = body_problem(name, path_parameter("name"), "name")
+                if found and op.body is not None:
+                    raise invalid(": ".join(found))
+                if found:
+                    raise not_found(f"no segment named {name[:40]!r}")
+            for name, schema in op.query.items():
+                _check_query(request, name, schema)
+            if op.body is not None:
+                call.body = await call.json()
+                try:
+                    found = body_problem(call.body, op.body)
+                except RecursionError:
+                    found = ("body", "nested too deeply")
+                if found:
+                    raise invalid(f"{found[0]}: {found[1]}")
             return _answer(op, await op.handler(call))
         except Problem as problem:
             return problem.response(request.path)
 
     return handle
+
+
+@cache
+def _documented() -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each documented path as a regex with its methods, the most literal paths first."""
+    methods: dict[str, list[str]] = {}
+    for op in OPERATIONS:
+        methods.setdefault(op.path, []).append(op.method)
+    return [
+        (re.compile("^" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(path)) + "$"), sorted(found))
+        for path, found in sorted(methods.items(), key=lambda item: item[0].count("{"))
+    ]
+
+
+def allowed(raw_path: str) -> list[str]:
+    """Return the methods the document gives a request path (a literal path before a template).
+
+    OpenAPI matches `/segments/preview` before `/segments/{name}`: PUT there is a 405, not a
+    segment named "preview".
+    """
+    return next((methods for path, methods in _documented() if path.match(raw_path)), [])
 
 
 @web.middleware
@@ -86,8 +146,9 @@ async def _problems(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
         response = Problem(exc.status, "http", title, None).response(request.path)
-        if exc.status == 405 and "Allow" in exc.headers:
-            response.headers["Allow"] = exc.headers["Allow"]
+        if exc.status == 405:
+            methods = allowed(request.rel_url.raw_path)
+            response.headers["Allow"] = ",".join(methods) or exc.headers.get("Allow", "")
         return response
     except Exception:
         log.exception("admin API: %s %s failed", request.method, request.path)

@@ -5,38 +5,79 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.api import OPERATIONS, PROBLEM
+from bot.api import OPERATIONS, PROBLEM, Operation
+from bot.api.schemas import components, path_parameter
 
 PROBLEM_SCHEMA = {
     "type": "object",
     "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "instance"],
     "properties": {
         "type": {"type": "string", "format": "uri"},
         "title": {"type": "string"},
-        "status": {"type": "integer"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
         "detail": {"type": "string"},
         "instance": {"type": "string"},
     },
-    "required": ["type", "title", "status"],
+    "additionalProperties": False,
 }
 ERRORS = {
-    "400": "The body is not JSON",
-    "401": "No token, or an unknown or revoked one",
-    "403": "The token may not do this (read-only, or not the owner's)",
-    "404": "Not found (also another shop's records: ids do not leak)",
-    "415": "The body is not JSON",
-    "422": "The request cannot be done as it is; `detail` says why",
+    400: "The body is not JSON",
+    401: "No token, or an unknown or revoked one",
+    403: "The token may not do this (read-only, or not the owner's)",
+    404: "Not found (also another shop's records: ids do not leak)",
+    409: "Valid, but the current state refuses it; `detail` says why",
+    415: "The body is not sent as application/json",
+    422: "The request cannot be done as it is; `detail` says where and why",
+    405: "The path names another operation (a literal path before a template)",
+}
+UNAUTHORIZED_HEADERS = {
+    "WWW-Authenticate": {
+        "description": "Bearer realm",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^Bearer "},
+    }
 }
 
 
-def _parameters(path: str, query: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _parameters(op: Operation) -> list[dict[str, Any]]:
     found = []
-    for name in re.findall(r"\{(\w+)\}", path):
-        schema = {"type": "string"} if name == "name" else {"type": "integer", "minimum": 1}
+    for name in re.findall(r"\{(\w+)\}", op.path):
+        schema = path_parameter(name)
         found.append({"name": name, "in": "path", "required": True, "schema": schema})
-    for name, schema in query.items():
+    for name, schema in op.query.items():
         found.append({"name": name, "in": "query", "required": False, "schema": schema})
     return found
+
+
+def _shadowed(op: Operation) -> bool:
+    """Tell whether a literal path of another operation can take this template's place."""
+    head, _, last = op.path.rpartition("/")
+    return last.startswith("{") and any(
+        other.path.rpartition("/")[0] == head and not other.path.endswith("}")
+        for other in OPERATIONS
+    )
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    if op.status == 204:
+        answer: dict[str, Any] = {"description": "Done, nothing to say"}
+    else:
+        answer = {
+            "description": "Created" if op.status == 201 else "OK",
+            "content": {"application/json": {"schema": op.response or {"type": "object"}}},
+        }
+    responses = {str(op.status): answer}
+    errors = op.errors()
+    if _shadowed(op):
+        errors = sorted([*errors, 405])
+    for code in errors:
+        responses[str(code)] = {
+            "description": ERRORS[code],
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+            **({"headers": UNAUTHORIZED_HEADERS} if code == 401 else {}),
+        }
+    return responses
 
 
 def document(server: str) -> dict[str, Any]:
@@ -45,25 +86,14 @@ def document(server: str) -> dict[str, Any]:
 
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        answer: dict[str, Any] = {"description": "OK" if op.status != 201 else "Created"}
-        if op.status != 204:
-            answer["content"] = {"application/json": {"schema": op.response or {"type": "object"}}}
-        else:
-            answer["description"] = "Done, nothing to say"
-        responses = {str(op.status): answer}
-        for code, description in ERRORS.items():
-            responses[code] = {
-                "description": description,
-                "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-            }
         item: dict[str, Any] = {
             "operationId": op.handler.__name__
             if op.handler.__name__ != "act"
             else op.path.rsplit("/", 1)[-1] + "_campaign",
             "summary": op.summary,
             "tags": [op.tag],
-            "parameters": _parameters(op.path, op.query),
-            "responses": responses,
+            "parameters": _parameters(op),
+            "responses": _responses(op),
         }
         if op.body is not None:
             item["requestBody"] = {
@@ -79,14 +109,16 @@ def document(server: str) -> dict[str, Any]:
             "description": (
                 "Shops, customers, codes, segments, campaigns and reports. Authenticate with "
                 "`Authorization: Bearer <token>` (`nudge token create --owner` or `--shop ID`). "
-                "Errors are RFC 9457 problem details."
+                "Errors are RFC 9457 problem details. A request body is checked against its "
+                "schema first (422 names the place); a valid one the current state refuses is "
+                "a 409."
             ),
         },
         "servers": [{"url": server}],
         "security": [{"bearer": []}],
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Problem": PROBLEM_SCHEMA},
+            "schemas": {"Problem": PROBLEM_SCHEMA, **components()},
         },
         "paths": paths,
     }

@@ -6,44 +6,49 @@ import secrets
 from typing import Any
 
 from bot import campaign_service
-from bot.api import Call, Problem, invalid, not_found, operation
+from bot.api import Call, Problem, conflict, invalid, not_found, operation
+from bot.api.schemas import SEARCH, ref
 from bot.campaigns import CampaignError, parse_local_time, parse_moment
 from bot.db import transaction
 from bot.segments import SegmentError
 
 V1 = "/api/v1"
 SHOP = V1 + "/shops/{shop_id}"
-OBJECT = {"type": "object"}
-LIST = {"type": "array", "items": {"type": "object"}}
-SHOP_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
-        "name": {"type": "string"},
-        "platform": {"type": "string", "enum": ["shopify", "woocommerce", "generic"]},
-        "currency": {"type": "string"},
-        "country": {"type": ["string", "null"]},
-        "locale": {"type": "string"},
-        "timezone": {"type": "string"},
-        "bot_username": {"type": ["string", "null"]},
-        "webhook_url": {"type": "string"},
-        "webhook_secret": {"type": "string"},
-        "settings": {"type": "object"},
-        "last_delivery_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-}
 
 
-def _campaign_errors(error: CampaignError) -> Problem:
-    message = str(error)
-    return not_found(message) if message.startswith("no campaign ") else invalid(message)
+def listing(name: str) -> dict[str, Any]:
+    """Return the schema of a list of one component."""
+    return {"type": "array", "items": ref(name)}
+
+
+# Refusals of a valid body that come from the state it meets (another shop's bot, a saved
+# segment that does not exist, the shop's languages), not from the body itself: 409.
+STATE_REFUSALS = (
+    "no saved segment named",
+    "refers to itself",
+    "already serves shop",
+    "is not among the shop's languages",
+    "was disconnected",
+    "support_chat:",
+)
+
+
+def refusal(message: str) -> Problem:
+    """Return 409 for a refusal by the current state, else 422."""
+    if any(marker in message for marker in STATE_REFUSALS):
+        return conflict(message)
+    return invalid(message)
 
 
 # ------------------------------------------------------------------------------------ shops
 
 
 @operation(
-    "GET", V1 + "/shops", summary="List the shops this token may see", tag="shops", response=LIST
+    "GET",
+    V1 + "/shops",
+    summary="List the shops this token may see",
+    tag="shops",
+    response=listing("Shop"),
 )
 async def list_shops(call: Call) -> Any:
     from bot.shops import shop_record
@@ -60,48 +65,24 @@ async def list_shops(call: Call) -> Any:
     V1 + "/shops",
     summary="Connect a store (as `nudge shop add`); the owner's token only",
     tag="shops",
-    body={
-        "type": "object",
-        "required": ["platform", "name"],
-        "properties": {
-            "platform": {"type": "string", "enum": ["shopify", "woocommerce", "generic"]},
-            "name": {"type": "string"},
-            "bot_token": {"type": "string"},
-            "currency": {"type": "string"},
-            "country": {"type": "string"},
-            "locale": {"type": "string"},
-            "timezone": {"type": "string"},
-            "webhook_secret": {"type": "string"},
-        },
-        "additionalProperties": False,
-    },
-    response=SHOP_SCHEMA,
+    body=ref("ShopNew"),
+    response=ref("ShopAdded"),
     status=201,
     owner_only=True,
+    conflicts=True,
 )
 async def add_shop(call: Call) -> Any:
     from bot.shops import ShopProblem, ShopRequest, connect_shop, shop_record
 
-    body = await call.json()
-    keys = ("platform", "name", "bot_token", "currency", "country", "locale", "timezone")
-    keys += ("webhook_secret",)
-    if not isinstance(body, dict) or set(body) - set(keys):
-        raise invalid(
-            f"send an object with platform and name (and optionally {', '.join(keys[2:])})"
-        )
-    if not all(isinstance(body.get(k), str) for k in ("platform", "name")):
-        raise invalid("platform and name are needed, as text")
-    if any(v is not None and not isinstance(v, str) for v in body.values()):
-        raise invalid("every value is text")
     try:
         connected = await connect_shop(
             call.sessions,
-            ShopRequest(**body),
+            ShopRequest(**call.body),
             api_base=call.services.settings.telegram_base,
             now=call.now(),
         )
     except ShopProblem as exc:
-        raise invalid(str(exc)) from None
+        raise refusal(str(exc)) from None
     return {
         **shop_record(call.services.settings, connected.shop),
         "chosen": connected.chosen,
@@ -110,7 +91,7 @@ async def add_shop(call: Call) -> Any:
 
 
 @operation(
-    "GET", SHOP, summary="One shop, its settings and webhook", tag="shops", response=SHOP_SCHEMA
+    "GET", SHOP, summary="One shop, its settings and webhook", tag="shops", response=ref("Shop")
 )
 async def get_shop(call: Call) -> Any:
     from bot.shops import shop_record
@@ -121,29 +102,32 @@ async def get_shop(call: Call) -> Any:
     return shop_record(call.services.settings, shop)
 
 
+def _setting_text(value: Any) -> str:
+    """Return a JSON value as `nudge shop set` takes it: null is "" (the default), 2.0 is "2"."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 @operation(
     "PATCH",
     SHOP,
     summary="Change a shop's fields and settings, all or nothing (as `nudge shop set`)",
     tag="shops",
-    body={
-        "type": "object",
-        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-    },
-    response=SHOP_SCHEMA,
+    body=ref("ShopChange"),
+    response=ref("Shop"),
+    conflicts=True,
 )
 async def change_shop(call: Call) -> Any:
     from bot.shop_settings import SettingError
     from bot.shops import ShopProblem
     from bot.shops import change_shop as change
 
-    body = await call.json()
-    if not isinstance(body, dict) or not body:
-        raise invalid('send an object of keys and values, e.g. {"frequency_cap": 2}')
-    changes = [
-        (str(k), "" if v is None else str(v).lower() if isinstance(v, bool) else str(v))
-        for k, v in body.items()
-    ]
+    changes = [(key, _setting_text(value)) for key, value in call.body.items()]
     try:
         await change(
             call.sessions,
@@ -152,7 +136,7 @@ async def change_shop(call: Call) -> Any:
             api_base=call.services.settings.telegram_base,
         )
     except (SettingError, ShopProblem) as exc:
-        raise invalid(str(exc)) from None
+        raise refusal(str(exc)) from None
     return await get_shop(call)
 
 
@@ -161,7 +145,7 @@ async def change_shop(call: Call) -> Any:
     SHOP + "/webhook-secret",
     summary="Rotate the webhook signing secret; the new one is in the answer",
     tag="shops",
-    response=SHOP_SCHEMA,
+    response=ref("Shop"),
 )
 async def rotate_secret(call: Call) -> Any:
     from bot.shops import change_shop as change
@@ -184,17 +168,17 @@ async def rotate_secret(call: Call) -> Any:
     summary="Find customers by name, e-mail, phone or Telegram id",
     tag="customers",
     query={
-        "query": {"type": "string", "maxLength": 200, "pattern": "^[^\\x00-\\x1f]*$"},
+        "query": SEARCH,
         "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     },
-    response=LIST,
+    response=listing("CustomerSummary"),
 )
 async def search(call: Call) -> Any:
     from bot.store.customer_card import customer_summary
     from bot.store.customers import BadQuery, search_customers
     from bot.store.shops import get_shop as one
 
-    limit = call.query_int("limit", 50, 1, 1000)
+    limit = call.query_int("limit", 50)
     async with call.sessions() as session:
         shop = await one(session=session, shop_id=call.shop_id)  # type: ignore[arg-type]
         try:
@@ -215,7 +199,7 @@ async def search(call: Call) -> Any:
     SHOP + "/customers/{customer_id}",
     summary="A customer's profile card",
     tag="customers",
-    response=OBJECT,
+    response=ref("CustomerCard"),
 )
 async def customer(call: Call) -> Any:
     from bot.store.customer_card import customer_card
@@ -233,7 +217,7 @@ async def customer(call: Call) -> Any:
     SHOP + "/customers/{customer_id}/export",
     summary="Everything stored about a customer (data subject access)",
     tag="customers",
-    response=OBJECT,
+    response=ref("CustomerExport"),
 )
 async def export(call: Call) -> Any:
     from bot.store.privacy import export_customer
@@ -255,7 +239,7 @@ async def export(call: Call) -> Any:
     SHOP + "/customers/{customer_id}",
     summary="Erase a customer's personal data everywhere",
     tag="customers",
-    response=OBJECT,
+    response=ref("Erasure"),
 )
 async def erase(call: Call) -> Any:
     from bot.models import Customer
@@ -283,7 +267,7 @@ async def erase(call: Call) -> Any:
     SHOP + "/codes",
     summary="Issued and available codes per pool",
     tag="codes",
-    response=LIST,
+    response=listing("CodePool"),
 )
 async def codes(call: Call) -> Any:
     from bot.shop_settings import load_shop_settings
@@ -318,7 +302,11 @@ def _segment(found: Any) -> dict[str, Any]:
 
 
 @operation(
-    "GET", SHOP + "/segments", summary="The shop's saved segments", tag="segments", response=LIST
+    "GET",
+    SHOP + "/segments",
+    summary="The shop's saved segments",
+    tag="segments",
+    response=listing("SavedSegment"),
 )
 async def segments(call: Call) -> Any:
     from bot.store.segments import list_segments
@@ -332,33 +320,34 @@ async def segments(call: Call) -> Any:
     SHOP + "/segments/{name}",
     summary="Save a segment under a name (its definition is the body)",
     tag="segments",
-    body=OBJECT,
-    response=OBJECT,
+    body=ref("Segment"),
+    response=ref("SavedSegment"),
+    conflicts=True,
 )
 async def save_segment(call: Call) -> Any:
     from bot.store.segments import save_segment as save
 
-    definition = await call.json()
     async with transaction(call.sessions) as session:
         try:
             saved = await save(
                 session=session,
                 shop_id=call.shop_id,  # type: ignore[arg-type]
                 name=call.request.match_info["name"],
-                definition=definition,
+                definition=call.body,
                 now=call.now(),
             )
         except SegmentError as exc:
-            raise invalid(str(exc)) from None
+            raise refusal(str(exc)) from None
         return _segment(saved)
 
 
 @operation(
     "DELETE",
     SHOP + "/segments/{name}",
-    summary="Delete a saved segment",
+    summary="Delete a saved segment (409 while another one refers to it)",
     tag="segments",
     status=204,
+    conflicts=True,
 )
 async def delete_segment(call: Call) -> Any:
     from bot.store.segments import delete_segment as delete
@@ -369,7 +358,7 @@ async def delete_segment(call: Call) -> Any:
             if not await delete(session=session, shop_id=call.shop_id, name=name):  # type: ignore[arg-type]
                 raise not_found(f"no segment named {name!r}")
         except SegmentError as exc:
-            raise Problem(409, "conflict", "The segment is in use", str(exc)) from None
+            raise conflict(str(exc)) from None
     return None
 
 
@@ -378,23 +367,23 @@ async def delete_segment(call: Call) -> Any:
     SHOP + "/segments/preview",
     summary="Count who a definition holds now, by locale and stage, with a sample",
     tag="segments",
-    body=OBJECT,
-    response=OBJECT,
+    body=ref("Segment"),
+    response=ref("AudiencePreview"),
+    conflicts=True,
 )
 async def preview_segment(call: Call) -> Any:
     from bot.store.segments import preview_audience
 
-    definition = await call.json()
     async with call.sessions() as session:
         try:
             found = await preview_audience(
                 session=session,
                 shop_id=call.shop_id,  # type: ignore[arg-type]
-                definition=definition,
+                definition=call.body,
                 now=call.now(),
             )
         except SegmentError as exc:
-            raise invalid(str(exc)) from None
+            raise refusal(str(exc)) from None
     return {
         "count": found.count,
         "by_locale": found.by_locale,
@@ -414,18 +403,21 @@ CAMPAIGN = SHOP + "/campaigns/{campaign_id}"
     SHOP + "/campaigns",
     summary="Create a campaign from a campaign file (stored as a draft)",
     tag="campaigns",
-    body=OBJECT,
-    response=OBJECT,
+    body=ref("CampaignFileBody"),
+    response=ref("Campaign"),
     status=201,
+    conflicts=True,
 )
 async def create_campaign(call: Call) -> Any:
-    raw = await call.json()
     try:
         return await campaign_service.create(
-            call.sessions, shop_id=call.shop_id, raw=raw, now=call.now()
-        )  # type: ignore[arg-type]
+            call.sessions,
+            shop_id=call.shop_id,  # type: ignore[arg-type]
+            raw=call.body,
+            now=call.now(),
+        )
     except CampaignError as exc:
-        raise _campaign_errors(exc) from None
+        raise refusal(str(exc)) from None
 
 
 @operation(
@@ -433,20 +425,30 @@ async def create_campaign(call: Call) -> Any:
     SHOP + "/campaigns",
     summary="The shop's campaigns, newest first",
     tag="campaigns",
-    response=LIST,
+    response=listing("Campaign"),
 )
 async def list_campaigns(call: Call) -> Any:
     return await campaign_service.listing(call.sessions, shop_id=call.shop_id)  # type: ignore[arg-type]
 
 
 async def _campaign_call(call: Call, work: Any) -> Any:
+    """Run work on the path's campaign: not the shop's is a 404, a refusal by its state a 409."""
     try:
         return await work(call.path_id("campaign_id"))
     except CampaignError as exc:
-        raise _campaign_errors(exc) from None
+        message = str(exc)
+        if message.startswith("no campaign "):
+            raise not_found(message) from None
+        raise conflict(message) from None
 
 
-@operation("GET", CAMPAIGN, summary="One campaign with its file", tag="campaigns", response=OBJECT)
+@operation(
+    "GET",
+    CAMPAIGN,
+    summary="One campaign with its file",
+    tag="campaigns",
+    response=ref("CampaignFile"),
+)
 async def get_campaign(call: Call) -> Any:
     return await _campaign_call(
         call,
@@ -459,7 +461,8 @@ async def get_campaign(call: Call) -> Any:
     CAMPAIGN + "/preview",
     summary="Each variant in each locale as customers will see it, missing texts, the audience",
     tag="campaigns",
-    response=OBJECT,
+    response=ref("CampaignPreview"),
+    conflicts=True,
 )
 async def preview_campaign(call: Call) -> Any:
     return await _campaign_call(
@@ -475,20 +478,12 @@ async def preview_campaign(call: Call) -> Any:
     CAMPAIGN + "/send",
     summary="Start a campaign: now, at a moment, or at a local time of day",
     tag="campaigns",
-    body={
-        "type": "object",
-        "properties": {
-            "at": {"type": "string", "format": "date-time"},
-            "local_time": {"type": "string", "pattern": "^\\d{1,2}:\\d{2}$"},
-        },
-        "additionalProperties": False,
-    },
-    response=OBJECT,
+    body=ref("CampaignStart"),
+    response=ref("CampaignSent"),
+    conflicts=True,
 )
 async def send_campaign(call: Call) -> Any:
-    body = await call.json() or {}
-    if not isinstance(body, dict) or set(body) - {"at", "local_time"}:
-        raise invalid('send {}, {"at": ISO8601} or {"local_time": "HH:MM"}')
+    body = call.body
     try:
         at = parse_moment(body["at"], "at") if body.get("at") else None
         local = (
@@ -498,8 +493,6 @@ async def send_campaign(call: Call) -> Any:
         )
     except CampaignError as exc:
         raise invalid(str(exc)) from None
-    if at is not None and local is not None:
-        raise invalid("give either at or local_time, not both")
     return await _campaign_call(
         call,
         lambda cid: campaign_service.send(
@@ -514,7 +507,14 @@ async def send_campaign(call: Call) -> Any:
 
 
 def _action(name: str, summary: str) -> None:
-    @operation("POST", CAMPAIGN + "/" + name, summary=summary, tag="campaigns", response=OBJECT)
+    @operation(
+        "POST",
+        CAMPAIGN + "/" + name,
+        summary=summary,
+        tag="campaigns",
+        response=ref("CampaignChanged"),
+        conflicts=True,
+    )
     async def act(call: Call) -> Any:
         return await _campaign_call(
             call,
@@ -538,7 +538,8 @@ _action("cancel", "Cancel a campaign: nothing more of it goes out")
     CAMPAIGN + "/report",
     summary="Sent, blocked, clicked, not interested, orders, revenue and uplift, per variant",
     tag="campaigns",
-    response=OBJECT,
+    response=ref("CampaignReport"),
+    conflicts=True,
 )
 async def campaign_report(call: Call) -> Any:
     return await _campaign_call(
@@ -558,12 +559,12 @@ async def campaign_report(call: Call) -> Any:
     summary="Customers per lifecycle stage, the unreachable among them, and recent moves",
     tag="reports",
     query={"days": {"type": "integer", "minimum": 1, "maximum": 3650}},
-    response=OBJECT,
+    response=ref("LifecycleReport"),
 )
 async def lifecycle(call: Call) -> Any:
     from bot.lifecycle import lifecycle_report
 
-    days = call.query_int("days", 30, 1, 3650)
+    days = call.query_int("days", 30)
     async with call.sessions() as session:
         found = await lifecycle_report(
             session=session, shop_id=call.shop_id, now=call.now(), days=days

@@ -42,12 +42,23 @@ def settings_from(ctx: click.Context) -> Settings:
             obj["settings"] = load_settings()
         except ConfigError as exc:
             raise UsageProblem(str(exc)) from None
-        logging.basicConfig(
-            level=obj["settings"].log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        configure_logging(obj["settings"].log_level)
     return obj["settings"]
+
+
+# Loggers kept at or above a level whatever NUDGE_LOG_LEVEL says: alembic's chatter, and
+# aiosqlite's DEBUG lines, which echo every statement with its parameters (bot tokens, webhook
+# secrets, token hashes, personal data) where SQLAlchemy's hide_parameters cannot reach.
+FLOORS = {"alembic": logging.WARNING, "aiosqlite": logging.INFO}
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at `level`, with the floors above (no secret reaches a log line)."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for name, floor in FLOORS.items():
+        logging.getLogger(name).setLevel(floor)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
