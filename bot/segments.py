@@ -112,7 +112,20 @@ def _whole(value: Any, path: str) -> int:
     number = _number(value, path)
     if number != number.to_integral_value():
         raise _fail(path, f"expected a whole number, got {value!r}")
+    if abs(number) > MAX_WHOLE:
+        raise _fail(path, f"number out of range: {value!r} (at most {MAX_WHOLE:,})")
     return int(number)
+
+
+MAX_DAYS = 100_000  # about 270 years: any moment a shop can mean, far from datetime's limits
+MAX_WHOLE = 2**31 - 1  # counts are 32-bit columns
+
+
+def _day_count(value: Any, path: str) -> int:
+    n = _whole(value, path)
+    if abs(n) > MAX_DAYS:
+        raise _fail(path, f"{n} days is out of range (at most {MAX_DAYS:,})")
+    return n
 
 
 def _boolean(value: Any, path: str) -> bool:
@@ -242,14 +255,12 @@ class Days(FieldKind):
         if op == "exists":
             return col.is_not(None) if _boolean(value, path) else col.is_(None)
         if op in ("in", "not_in"):
-            days = _list(value, path, _whole)
+            days = _list(value, path, _day_count)
             one_of = or_(*(self._exactly(col, n, scope) for n in days))
             if op == "in":
                 return and_(col.is_not(None), one_of)
             return or_(col.is_(None), not_(one_of))
-        n = _whole(value, path)
-        if abs(n) > 100_000:
-            raise _fail(path, f"{n} days is out of range")
+        n = _day_count(value, path)
         if op == "=":
             return and_(col.is_not(None), self._exactly(col, n, scope))
         if op == "!=":
@@ -400,8 +411,14 @@ def _last_click() -> Any:
     )
 
 
+MAX_MONEY = Decimal("9999999999.9999")  # what NUMERIC(14,4) holds
+
+
 def _money(value: Any, path: str) -> Decimal:
-    return _number(value, path)
+    number = _number(value, path)
+    if abs(number) > MAX_MONEY:
+        raise _fail(path, f"amount out of range: {value!r} (at most {MAX_MONEY:,.0f})")
+    return number
 
 
 def _country(value: Any, path: str) -> str:

@@ -394,6 +394,10 @@ async def test_preview_counts_and_splits_by_locale_and_stage(shop):
         ({"field": "orders_count", "op": "=", "value": "many"}, "expected a number"),
         ({"field": "orders_count", "op": "=", "value": True}, "expected a number"),
         ({"field": "revenue", "op": ">", "value": "1e400"}, "out of range"),
+        # beyond what the columns hold: refused here, never a database error (a 500)
+        ({"field": "aov", "op": ">", "value": 10**11}, "amount out of range"),
+        ({"field": "orders_count", "op": ">", "value": 2**31}, "number out of range"),
+        ({"field": "last_order_days", "op": "in", "value": [1, 10**9]}, "days is out of range"),
         ({"field": "locale", "op": "in", "value": []}, "expected a list"),
         ({"field": "city", "op": "=", "value": "Ky\x00iv"}, "without NUL"),
         ({"field": "city", "op": "=", "value": "\ud800"}, "not valid Unicode"),
