@@ -250,6 +250,13 @@ class Order(SQLModel, table=True):
             "status",
             postgresql_include=["id"],
         ),
+        # reports (#16): the orders credited to messages (most orders are credited to none)
+        Index(
+            "ix_orders_attributed",
+            "attributed_outbox_id",
+            sqlite_where=text("attributed_outbox_id IS NOT NULL"),
+            postgresql_where=text("attributed_outbox_id IS NOT NULL"),
+        ),
     )
 
     id: int | None = _id()
@@ -456,6 +463,8 @@ class Outbox(SQLModel, table=True):
         Index("ix_outbox_due", "state", "priority", "due_at", "next_attempt_at"),
         Index("ix_outbox_customer_state", "shop_id", "customer_id", "state"),
         Index("ix_outbox_customer_topic", "shop_id", "customer_id", "topic"),
+        # reports (#16): a shop's messages counted by kind, state and reason from the index
+        Index("ix_outbox_shop_kind_state", "shop_id", "kind", "state", "skip_reason"),
         # one bot's claim (#12): each lane an exact range, already in claim order
         Index(
             "ix_outbox_shop_claim",
@@ -492,6 +501,8 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = _ts()
     variant: str | None = Field(default=None, max_length=16)
     claimed_at: datetime | None = _ts()
+    # the dispatcher instance that claimed it (host:pid:random): whose rows a crash left
+    claimed_by: str | None = Field(default=None, max_length=64)
     at_least_once: bool = False
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
@@ -517,6 +528,7 @@ class PromoCode(SQLModel, table=True):
     __table_args__ = (
         Index("uq_promo_codes_shop_code", "shop_id", "code", unique=True),
         Index("ix_promo_codes_pool_customer", "pool_id", "customer_id"),
+        Index("ix_promo_codes_customer", "shop_id", "customer_id"),  # a customer's codes
     )
 
     id: int | None = _id()
@@ -709,6 +721,8 @@ class CampaignRecipient(SQLModel, table=True):
         Index("uq_campaign_recipients", "campaign_id", "customer_id", unique=True),
         Index("ix_campaign_recipients_outbox", "outbox_id"),
         Index("ix_campaign_recipients_follow_up", "follow_up_id"),
+        # a customer's campaigns (export, erasure) without reading every campaign's recipients
+        Index("ix_campaign_recipients_customer", "shop_id", "customer_id"),
     )
 
     id: int | None = _id()

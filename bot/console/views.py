@@ -395,6 +395,7 @@ async def campaign(request: web.Request) -> web.Response:
 
     from bot import campaign_service
     from bot.campaigns import CampaignError, funnel_svg
+    from bot.store.campaigns import progress_in
 
     principal = await _who(request)
     shop = await _shop(request, principal)
@@ -409,7 +410,6 @@ async def campaign(request: web.Request) -> web.Response:
         )
     except CampaignError:
         raise web.HTTPNotFound() from None
-    progress = await campaign_service.progress(services.sessions, shop_id=shop.id)
     return render(
         request,
         "campaign.html",
@@ -418,7 +418,7 @@ async def campaign(request: web.Request) -> web.Response:
             "campaign": shown,
             "numbers": numbers,
             "funnel": Markup(funnel_svg(numbers, funnel_words(reader_locale(request)))),
-            "progress": progress_of(progress.get(campaign_id)),
+            "progress": progress_of(progress_in(numbers)),  # not every campaign's progress
             "principal": principal,
             "error": request.query.get("error"),
         },
@@ -559,8 +559,8 @@ async def reports(request: web.Request) -> web.Response:
 
     from bot.i18n import _
     from bot.lifecycle import lifecycle_report, lifecycle_svg
-    from bot.store.flow_history import flow_history, flow_history_svg
-    from bot.store.reports import flow_report, known_flows
+    from bot.store.flow_history import flow_history, flow_history_svg, nps_trend_svg
+    from bot.store.reports import flow_reports
     from bot.store.surveys import nps_scores
     from bot.surveys import nps_summary
 
@@ -570,8 +570,8 @@ async def reports(request: web.Request) -> web.Response:
     async with services.sessions() as session:
         found = await lifecycle_report(session=session, shop_id=shop.id, now=services.clock.now())
         flows = [
-            (flow, (await flow_report(session=session, shop_id=shop.id, flow=flow)).as_dict())
-            for flow in known_flows()
+            (flow, report.as_dict())
+            for flow, report in (await flow_reports(session=session, shop_id=shop.id)).items()
         ]
         answers = await nps_scores(session=session, shop_id=shop.id)
         history = await flow_history(session=session, shop_id=shop.id, now=services.clock.now())
@@ -579,6 +579,7 @@ async def reports(request: web.Request) -> web.Response:
         zone = ZoneInfo(shop.timezone)
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
+    nps = nps_summary(answers, zone)
     with locale_scope(reader_locale(request)):
         labels = flow_labels()
         over_time = flow_history_svg(history, labels, _("week of {day}"))
@@ -601,7 +602,8 @@ async def reports(request: web.Request) -> web.Response:
             "flows": flows,
             "labels": labels,
             "history": Markup(over_time),  # drawn by us, every text in it escaped
-            "nps": nps_summary(answers, zone),
+            "nps": nps,
+            "nps_chart": Markup(nps_trend_svg(nps["by_month"])),  # every text in it escaped
         },
     )
 

@@ -822,33 +822,41 @@ async def report(
             found.append(variants.setdefault(variant, Tally()))
         return found
 
-    by = (R.variant, R.locale)
-    mine = R.campaign_id == cid
-    counted = select(*by, func.count()).where(R.campaign_id == cid).group_by(*by)
-    for variant, locale, n in (await session.execute(counted)).all():
+    # every recipient once, with both of their messages' states (a holdout's are NULL)
+    outbox = Outbox.__table__  # type: ignore[attr-defined]
+    first, second = outbox.alias("first"), outbox.alias("second")
+    shape = (R.variant, R.locale, first.c.state, first.c.skip_reason)
+    shape += (second.c.state, second.c.skip_reason)
+    recipients = CampaignRecipient.__table__.outerjoin(  # type: ignore[attr-defined]
+        first, first.c.id == R.outbox_id
+    ).outerjoin(second, second.c.id == R.follow_up_id)
+    states = (
+        select(*shape, func.count())
+        .select_from(recipients)
+        .where(R.campaign_id == cid)
+        .group_by(*shape)
+    )
+    for variant, locale, state, reason, state2, reason2, n in (
+        await session.execute(states)
+    ).all():
         for tally in lines(variant, locale):
             tally.audience += n
             tally.holdout += n if variant is None else 0
-    for step, column in (("1", R.outbox_id), ("2", R.follow_up_id)):
-        states = (
-            select(*by, O.state, O.skip_reason, func.count())
-            .join(Outbox.__table__, O.id == column)
-            .where(R.campaign_id == cid)
-            .group_by(*by, O.state, O.skip_reason)
-        )
-        for variant, locale, state, reason, n in (await session.execute(states)).all():
-            steps[step].add_state(state, reason, n)
-            if step == "1":  # the audience identity is about the first message
-                for tally in lines(variant, locale):
-                    tally.add_state(state, reason, n)
-        for metric, value in (await _responses(session, mine, [column], ())).items():
-            setattr(steps[step], metric, value[()])
-    for metric, values in (
-        await _responses(session, mine, [R.outbox_id, R.follow_up_id], by)
-    ).items():
-        for (variant, locale), value in values.items():
-            for tally in lines(variant, locale):
-                setattr(tally, metric, getattr(tally, metric) + value)
+            if state is not None:  # the audience identity is about the first message
+                tally.add_state(state, reason, n)
+        if state is not None:
+            steps["1"].add_state(state, reason, n)
+        if state2 is not None:
+            steps["2"].add_state(state2, reason2, n)
+    responses = await _responses(session, R.campaign_id == cid, (R.variant, R.locale))
+    for (variant, locale), numbers in responses.items():
+        for tally in lines(variant, locale):
+            for metric in ("clicked", "not_interested", "orders", "revenue"):
+                setattr(tally, metric, getattr(tally, metric) + numbers[metric, 0])
+        for step in ("1", "2"):
+            for metric in ("clicked", "not_interested", "orders", "revenue"):
+                value = getattr(steps[step], metric) + numbers[metric, int(step)]
+                setattr(steps[step], metric, value)
     outcomes = await group_outcomes(session=session, shop=shop, campaign=campaign, now=now)
     control = outcomes.pop("holdout", None)
     result = total.as_dict()
@@ -876,60 +884,118 @@ async def report(
 
 
 async def _responses(
-    session: AsyncSession, where: Any, columns: list[Any], by: tuple[Any, ...]
-) -> dict[str, dict[tuple[Any, ...], Any]]:
+    session: AsyncSession, where: Any, by: tuple[Any, ...]
+) -> dict[tuple[Any, ...], dict[tuple[str, int], Any]]:
     """Count recipients (those `where` picks) who clicked, said "not interested", and the
-    orders credited to them, through the outbox rows in `columns`, grouped by `by`."""
+    orders credited to them, through either of their messages (step 0) and each (1, 2), grouped
+    by `by`: {key: {(metric, step): value}} with metrics clicked, not_interested, orders and
+    revenue. One grouped query per metric, each reading the recipients once."""
     ck, ex, oc = Click.__table__.c, Exclusion.__table__.c, Order.__table__.c  # type: ignore[attr-defined]
-    found: dict[str, dict[tuple[Any, ...], Any]] = {}
-    queries = {
-        "clicked": select(*by, func.count(distinct(R.customer_id))).join(
-            Click.__table__, or_(*(ck.outbox_id == c for c in columns))
-        ),
-        "not_interested": select(*by, func.count(distinct(R.customer_id))).join(
-            Exclusion.__table__, or_(*(ex.outbox_id == c for c in columns))
-        ),
-        "orders": select(*by, func.count(distinct(oc.id)), func.sum(oc.total))
-        .join(Order.__table__, or_(*(oc.attributed_outbox_id == c for c in columns)))
-        .where(oc.status == OrderStatus.PLACED.value),
-    }
-    for metric, query in queries.items():
-        rows = (await session.execute(query.where(where).group_by(*by))).all()
-        counts = found.setdefault(metric, {})
-        for row in rows:
-            key = tuple(row[: len(by)])
-            counts[key] = int(row[len(by)] or 0)
-            if metric == "orders":
-                found.setdefault("revenue", {})[key] = Decimal(row[len(by) + 1] or 0)
-    if not by:
-        for metric in ("clicked", "not_interested", "orders"):
-            found[metric].setdefault((), 0)
-        found.setdefault("revenue", {}).setdefault((), Decimal(0))
+    found: dict[tuple[Any, ...], dict[tuple[str, int], Any]] = {}
+
+    def numbers(key: tuple[Any, ...]) -> dict[tuple[str, int], Any]:
+        if key not in found:
+            found[key] = {
+                (m, s): 0 for m in ("clicked", "not_interested", "orders") for s in (0, 1, 2)
+            }
+            found[key].update({("revenue", s): Decimal(0) for s in (0, 1, 2)})
+        return found[key]
+
+    for metric, table, column in (
+        ("clicked", Click.__table__, ck.outbox_id),  # type: ignore[attr-defined]
+        ("not_interested", Exclusion.__table__, ex.outbox_id),  # type: ignore[attr-defined]
+    ):
+        per_customer = (
+            select(
+                *by,
+                func.max(case((column == R.outbox_id, 1), else_=0)).label("first"),
+                func.max(case((column == R.follow_up_id, 1), else_=0)).label("second"),
+            )
+            .select_from(
+                CampaignRecipient.__table__.join(  # type: ignore[attr-defined]
+                    table, or_(column == R.outbox_id, column == R.follow_up_id)
+                )
+            )
+            .where(where)
+            .group_by(*by, R.customer_id)
+            .subquery()
+        )
+        keys = [per_customer.c[c.name] for c in by]
+        rows = await session.execute(
+            select(
+                *keys,
+                func.count(),
+                func.sum(per_customer.c.first),
+                func.sum(per_customer.c.second),
+            ).group_by(*keys)
+        )
+        for row in rows.all():
+            counts = numbers(tuple(row[: len(by)]))
+            for which, value in enumerate(row[len(by) :]):  # 0: either message
+                counts[metric, which] = int(value or 0)
+    step = case((oc.attributed_outbox_id == R.outbox_id, 1), else_=2)
+    rows = await session.execute(
+        select(*by, step, func.count(distinct(oc.id)), func.sum(oc.total))
+        .select_from(
+            CampaignRecipient.__table__.join(  # type: ignore[attr-defined]
+                Order.__table__,  # type: ignore[attr-defined]
+                or_(
+                    oc.attributed_outbox_id == R.outbox_id,
+                    oc.attributed_outbox_id == R.follow_up_id,
+                ),
+            )
+        )
+        .where(where, oc.status == OrderStatus.PLACED.value)
+        .group_by(*by, step)
+    )
+    for row in rows.all():  # an order is credited to one message: the steps add up
+        counts = numbers(tuple(row[: len(by)]))
+        n, revenue = int(row[len(by) + 1] or 0), Decimal(row[len(by) + 2] or 0)
+        for which in (0, row[len(by)]):
+            counts["orders", which] += n
+            counts["revenue", which] += revenue
     return found
 
 
-async def progress(*, session: AsyncSession, shop_id: int) -> dict[int, dict[str, int]]:
-    """Per campaign of the shop: messages scheduled (the holdout gets none), those still
-    waiting, recipients who clicked, orders credited. A few grouped queries for every campaign,
-    for lists; `report` has the rest."""
+async def progress(
+    *, session: AsyncSession, shop_id: int, campaign_id: int | None = None
+) -> dict[int, dict[str, int]]:
+    """Per campaign of the shop (or just `campaign_id`): messages scheduled (the holdout gets
+    none), those still waiting, recipients who clicked, orders credited. A few grouped queries
+    for every campaign, for lists; `report` has the rest."""
     waiting = case((O.state.in_([s.value for s in PENDING_STATES]), 1), else_=0)
+    # the shop's recipients through its campaigns (campaign_recipients is indexed by campaign)
+    mine = R.campaign_id.in_(select(Campaign.id).where(Campaign.shop_id == shop_id))
+    if campaign_id is not None:
+        mine = and_(R.campaign_id == campaign_id, R.shop_id == shop_id)
     rows = await session.execute(
         select(R.campaign_id, func.count(O.id), func.coalesce(func.sum(waiting), 0))
         .select_from(CampaignRecipient.__table__.join(Outbox.__table__, O.id == R.outbox_id))
-        .where(R.shop_id == shop_id)
+        .where(mine)
         .group_by(R.campaign_id)
     )
     found = {
         cid: {"messages": int(n), "pending": int(p), "clicked": 0, "orders": 0}
         for cid, n, p in rows.all()
     }
-    both = [R.outbox_id, R.follow_up_id]
-    responses = await _responses(session, R.shop_id == shop_id, both, (R.campaign_id,))
-    for metric in ("clicked", "orders"):
-        for (cid,), value in responses[metric].items():
-            if cid in found:
-                found[cid][metric] = value
+    for (cid,), numbers in (await _responses(session, mine, (R.campaign_id,))).items():
+        if cid in found:
+            found[cid]["clicked"] = numbers["clicked", 0]
+            found[cid]["orders"] = numbers["orders", 0]
     return found
+
+
+def progress_in(report: dict[str, Any]) -> dict[str, int]:
+    """Return what `progress` gives for one campaign, read from its `report` (which counts
+    the same rows: every first message by state, recipients who clicked, orders credited)."""
+    first = report["steps"]["1"]
+    messages = sum(first[k] for k in ("sent", "blocked", "failed", "skipped", "pending"))
+    return {
+        "messages": messages,
+        "pending": first["pending"],
+        "clicked": report["clicked"],
+        "orders": report["orders"],
+    }
 
 
 def _combine(groups: list[GroupOutcome]) -> GroupOutcome:
