@@ -23,6 +23,8 @@ left in `sending` at start and periodically, and refreshing the queue gauges.
 
 SQLite has one writer: claims and outcome writes of all lanes take turns (one claimer).
 PostgreSQL claims with FOR UPDATE SKIP LOCKED, so lanes, and other instances, claim at once.
+Each claimed row names the instance that claimed it (`claimed_by`, see `instance_id`), so the
+rows a killed instance left in `sending` are known to be its own.
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -61,6 +67,11 @@ DEFAULT_LEASE = timedelta(minutes=5)
 RECORD_EVERY = 0.2  # seconds between two writes of the lanes' outcomes
 RECORD_AT = 500  # or as soon as this many outcomes wait
 PG_DATABASE_TURNS = 8  # lanes claiming or recording at once on PostgreSQL (pool: 10 + 10)
+
+
+def instance_id() -> str:
+    """Return a name for this dispatcher: host, process id and a random part (64 chars at most)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -162,6 +173,7 @@ class Courier:
         self._database = asyncio.Semaphore(1 if single_writer else PG_DATABASE_TURNS)
         self.lanes: dict[int, asyncio.Task[None]] = {}
         self.claims: list[tuple[int, int, float]] = []  # (shop, rows, monotonic): last claims
+        self.instance = instance_id()  # written on every row this Courier claims
 
     # ------------------------------------------------------------------------ running
 
@@ -208,6 +220,7 @@ class Courier:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; batches in hand are finished or handed back first."""
         self._stopping = stop
+        log.info("dispatcher %s started", self.instance)
         await self.recover()
         await self._fleet(until_idle=False)
 
@@ -356,6 +369,13 @@ class Courier:
                 rows = await store.claim_due(
                     session=session, now=now, limit=limit, shop_id=shop_id
                 )
+                if rows:  # in the claim's transaction: no row is ever ours without our name
+                    await session.execute(
+                        update(Outbox)
+                        .where(Outbox.id.in_([row.id for row in rows]))  # type: ignore[union-attr]
+                        .values(claimed_by=self.instance)
+                        .execution_options(synchronize_session=False)
+                    )
         if shop_id is not None:
             self.claims.append((shop_id, len(rows), time.monotonic()))
             del self.claims[:-1000]
@@ -772,4 +792,11 @@ async def courier_context(app: web.Application) -> AsyncIterator[None]:
         log.error("the courier did not stop within 30 s; rows in flight become unknown")
 
 
-__all__ = ["DEFAULT_LEASE", "Courier", "RunCounts", "courier_context", "courier_for"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "Courier",
+    "RunCounts",
+    "courier_context",
+    "courier_for",
+    "instance_id",
+]

@@ -1,24 +1,34 @@
 """Send-rate limits shared by every instance through Redis: one atomic script per acquire.
 
 `RedisLimiter` keeps `SlidingWindowLimiter`'s guarantee (bot/delivery/limiter.py) across any
-number of processes: in any window of `1 s + margin` at most `rate` sends of one bot are
-granted, paced as a GCRA with a burst of a tenth of the rate, two sends to one chat are at least
+number of processes: in any window of `1 s + margin` at most `rate` sends of one bot leave,
+paced as a GCRA with a burst of a tenth of the rate, two sends to one chat are at least
 `1 / per_chat + margin` apart, and a 429 `retry_after` pause stops that bot everywhere.
 
 Per bot, in one Redis hash slot (`nudge:limits:{<bot key>}:…`, the bot key a hash of the bot's
-id, never its token): a sorted set of grant times, the GCRA's theoretical arrival time, the pause
-deadline, and one short-lived key per chat holding its last grant. The script reads Redis's own
-clock (TIME), so instances on hosts with different clocks still share one window. It grants and
-records the send, or answers how long to wait and why (the bot's window or pause: the caller
-keeps its place in this process's queue for that bot; the chat's spacing: the caller steps aside
-so sends to other chats go first).
+id, never its token): a sorted set of sends, the GCRA's theoretical arrival time, the pause
+deadline, the widest stall margin an instance reported, and one short-lived key per chat
+holding its last send. The scripts read Redis's own clock (TIME), so instances on hosts with
+different clocks still share one window. The acquire script grants and records the send, or
+answers how long to wait and why (the bot's window or pause: the caller keeps its place in this
+process's queue for that bot; the chat's spacing: the caller steps aside so sends to other chats
+go first).
+
+As in-process, a grant is not a departure: a send granted by `reserve` is recorded as still on
+its way (scored `PENDING_HOLD` ahead, so it counts in every window until then) and dated by the
+departure script once the channel saw it leave (`Grant.leave`; departures are written in the
+background, several per call). A send held on its way therefore holds back the sends every
+instance grants after it; one whose instance died is counted until its hold lapses. Each
+instance's stall margin (`observe`: answers slower than the quickest ones) widens the window
+and the pacing of that bot for every instance for a window.
 
 `pause` is synchronous (the channel calls it from an exception handler): the pause holds here at
 once and is written to Redis in the background, retried until Redis takes it or it has expired.
 
-Redis unreachable: `acquire` does not grant. It waits and tries again, logging once when the
+Redis unreachable: `reserve` does not grant. It waits and tries again, logging once when the
 outage starts and once when it ends, so sending pauses and resumes by itself; nothing is granted
-that Redis did not count, so no instance can exceed Telegram's limits in the meantime.
+that Redis did not count, so no instance can exceed Telegram's limits in the meantime (a
+departure Redis did not take stays counted as on its way until its hold lapses).
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import uuid
 from collections.abc import Callable, Hashable
 from typing import Any
 
-from bot.delivery.limiter import DEFAULT_MARGIN
+from bot.delivery.limiter import DEFAULT_MARGIN, MAX_LAG_MARGIN, Grant, StallMargin
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +56,13 @@ MAX_SLEEP = 5.0  # never trust one wait hint longer than this: re-ask Redis
 # loop and the network: the window is widened more than in-process (DEFAULT_MARGIN) so that
 # uneven delays cannot squeeze one more send into a second on Telegram's side.
 SHARED_MARGIN = max(DEFAULT_MARGIN, 0.2)
-RESTAMP_AFTER = 0.02  # a grant that took longer to reach us is re-dated to when it arrived
+# How long a granted send counts as on its way before its departure must have been dated: the
+# channel's request timeout, the longest a send can be held (a dead instance's grants lapse then).
+PENDING_HOLD = 10.0
 
-# KEYS: grants (zset), tat, pause, chat (may be a dummy when spacing is 0)
-# ARGV: window_us, count, interval_us, burst_us, chat_spacing_us, member
+# KEYS: sends (zset), tat, pause, chat (a dummy when spacing is 0), widest stall margin
+# ARGV: window_us, count, interval_us, burst_us, chat_spacing_us, member, hold_us, stall_us,
+#       keep_us (how long sends are kept: the window and the widest margin)
 # Returns {0, 0} granted; {1, us} wait for the bot (window, pacing or pause); {2, us} for the chat.
 ACQUIRE_SCRIPT = """
 local t = redis.call('TIME')
@@ -59,6 +72,9 @@ local count = tonumber(ARGV[2])
 local interval = tonumber(ARGV[3])
 local burst = tonumber(ARGV[4])
 local spacing = tonumber(ARGV[5])
+local hold = tonumber(ARGV[7])
+local stall = tonumber(ARGV[8])
+local keep = tonumber(ARGV[9])
 local pause = tonumber(redis.call('GET', KEYS[3]) or '0')
 if pause > now then
   return {1, math.ceil(pause - now)}
@@ -72,18 +88,33 @@ if spacing > 0 then
     end
   end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local shared = tonumber(redis.call('GET', KEYS[5]) or '0')
+if stall > 0 and stall >= shared then
+  redis.call('SET', KEYS[5], string.format('%.0f', stall), 'PX', math.ceil(window / 1000))
+end
+stall = math.max(stall, shared)
+interval = interval * (1 + stall / window)
+window = window + stall
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - keep))
 local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
 local wait = tat - burst - now
-if redis.call('ZCARD', KEYS[1]) >= count then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  wait = math.max(wait, tonumber(oldest[2]) + window - now)
+local since = string.format('(%.0f', now - window)
+local inside = redis.call('ZCOUNT', KEYS[1], since, '+inf')
+if inside >= count then
+  local nth = redis.call('ZRANGEBYSCORE', KEYS[1], since, '+inf', 'WITHSCORES',
+                         'LIMIT', inside - count, 1)
+  local score = tonumber(nth[2])
+  if score > now then
+    wait = math.max(wait, interval)
+  else
+    wait = math.max(wait, score + window - now)
+  end
 end
 if wait > 0 then
   return {1, math.ceil(wait)}
 end
-redis.call('ZADD', KEYS[1], now, ARGV[6])
-redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+redis.call('ZADD', KEYS[1], string.format('%.0f', now + hold), ARGV[6])
+redis.call('PEXPIRE', KEYS[1], math.ceil((keep + hold) / 1000) + 1000)
 tat = math.max(tat, now) + interval
 redis.call('SET', KEYS[2], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 if spacing > 0 then
@@ -105,16 +136,23 @@ end
 return 1
 """
 
-# KEYS: grants, chat; ARGV: member, chat_spacing_us. A grant that reached its process late
-# (a slow round trip, a busy event loop) counts from now: the window and the chat's spacing
-# then run from when the send really leaves, not from when Redis decided.
-RESTAMP_SCRIPT = """
+# KEYS: sends, then the chat of each departure; ARGV: chat_spacing_us, then per departure its
+# member and how long ago it left (us, by the sender's clock). Each send is dated when it left;
+# its chat's spacing runs from then.
+DEPART_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZADD', KEYS[1], 'XX', now, ARGV[1])
-if tonumber(ARGV[2]) > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('SET', KEYS[2], string.format('%.0f', now), 'PX',
-             math.ceil(tonumber(ARGV[2]) / 1000) + 1)
+local spacing = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local left = now - tonumber(ARGV[2 * i - 1])
+  redis.call('ZADD', KEYS[1], string.format('%.0f', left), ARGV[2 * i - 2])
+  if spacing > 0 and left + spacing > now then
+    local last = tonumber(redis.call('GET', KEYS[i]) or '0')
+    if left > last then
+      redis.call('SET', KEYS[i], string.format('%.0f', left),
+                 'PX', math.ceil((left + spacing - now) / 1000) + 1)
+    end
+  end
 end
 return 1
 """
@@ -139,6 +177,24 @@ def redis_errors() -> tuple[type[BaseException], ...]:
     import redis.exceptions
 
     return (redis.exceptions.RedisError, OSError, TimeoutError, ConnectionError)
+
+
+class _RedisGrant:
+    """A send granted through Redis, recorded as on its way until `leave` dates it."""
+
+    __slots__ = ("_chat_key", "_limiter", "_member", "_name")
+
+    def __init__(self, limiter: RedisLimiter, name: str, chat_key: str, member: str) -> None:
+        self._limiter: RedisLimiter | None = limiter
+        self._name = name
+        self._chat_key = chat_key
+        self._member = member
+
+    def leave(self) -> None:
+        """Date the send: it goes on the wire now (later calls do nothing)."""
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            limiter._departed(self._name, self._chat_key, self._member)
 
 
 class RedisLimiter:
@@ -174,10 +230,13 @@ class RedisLimiter:
         self._owns_client = owns_client
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._pause = client.register_script(PAUSE_SCRIPT)
-        self._restamp = client.register_script(RESTAMP_SCRIPT)
+        self._depart = client.register_script(DEPART_SCRIPT)
+        self._stalls = StallMargin(self.window, margin, monotonic)
         self._locks: dict[str, asyncio.Lock] = {}
         self._paused_until: dict[str, float] = {}
         self._writes: set[asyncio.Task[None]] = set()
+        self._departures: dict[str, list[tuple[str, str, float]]] = {}
+        self._dating: asyncio.Task[None] | None = None
         self._member = f"{uuid.uuid4().hex[:12]}:"
         self._serial = itertools.count()
         self._down_since: float | None = None
@@ -193,7 +252,7 @@ class RedisLimiter:
     def _keys(self, name: str, chat: Hashable) -> list[str]:
         base = f"{self.prefix}{{{name}}}:"
         chat_key = base + "chat:" + _chat_key(chat) if self.chat_spacing else base + "chat:-"
-        return [base + "grants", base + "tat", base + "pause", chat_key]
+        return [base + "grants", base + "tat", base + "pause", chat_key, base + "stall"]
 
     # ---------------------------------------------------------------------------- pause
 
@@ -226,10 +285,33 @@ class RedisLimiter:
                 await asyncio.sleep(min(delay, left))
                 delay = min(RETRY_MAX, delay * 2)
 
+    # ---------------------------------------------------------------------- stall margin
+
+    @property
+    def stall_margin(self) -> float:
+        """Return the extra margin this instance's recent slow answers call for (seconds)."""
+        return self._stalls.seconds
+
+    def observe(self, bot: Hashable, seconds: float) -> None:
+        """Note how long a send took from its departure to its answer.
+
+        A send answered later than the quickest recent ones may have reached Telegram that much
+        later than it left: the bot's window and pacing widen by the excess over the margin,
+        for every instance (the widest margin an instance reports holds for a window).
+        """
+        self._stalls.observe(seconds)
+
     # -------------------------------------------------------------------------- acquire
 
     async def acquire(self, bot: Hashable, chat: Hashable) -> None:
-        """Wait for the bot's pause and window and the chat's spacing, shared; count the send."""
+        """Wait for the bot's pause and window and the chat's spacing, shared; count it now."""
+        await self._grant(bot, chat, hold=0.0)
+
+    async def reserve(self, bot: Hashable, chat: Hashable) -> Grant:
+        """Wait as `acquire` does; the send counts as on its way until the grant's `leave`."""
+        return await self._grant(bot, chat, hold=PENDING_HOLD)
+
+    async def _grant(self, bot: Hashable, chat: Hashable, *, hold: float) -> _RedisGrant:
         name = bot_key(bot)
         keys = self._keys(name, chat)
         lock = self._locks.get(name)
@@ -237,13 +319,15 @@ class RedisLimiter:
             lock = self._locks[name] = asyncio.Lock()
         while True:
             async with lock:  # FIFO within this process; the script arbitrates between them
-                chat_wait = await self._try_as_head(name, keys)
-                if chat_wait == 0:
-                    return
+                chat_wait, member = await self._try_as_head(name, keys, hold)
+                if member is not None:
+                    return _RedisGrant(self, name, keys[3], member)
             await asyncio.sleep(chat_wait)  # step aside: sends to other chats go first
 
-    async def _try_as_head(self, name: str, keys: list[str]) -> float:
-        """Ask Redis until the send is granted (0) or only the chat holds it (its wait, s)."""
+    async def _try_as_head(
+        self, name: str, keys: list[str], hold: float
+    ) -> tuple[float, str | None]:
+        """Ask Redis until the send is granted (its member) or only the chat holds it (wait)."""
         delay = RETRY_MIN
         while True:
             local = self._paused_until.get(name, 0.0) - self._now()
@@ -251,7 +335,6 @@ class RedisLimiter:
                 await asyncio.sleep(local)
                 continue
             member = self._member + str(next(self._serial))
-            asked = self._now()
             try:
                 kind, micros = await self._acquire(
                     keys=keys,
@@ -262,6 +345,9 @@ class RedisLimiter:
                         round(self.burst_allowance * 1_000_000),
                         math.ceil(self.chat_spacing * 1_000_000),
                         member,
+                        math.ceil(hold * 1_000_000),
+                        round(self._stalls.seconds * 1_000_000),
+                        math.ceil((self.window + MAX_LAG_MARGIN) * 1_000_000),
                     ],
                 )
             except self._errors as exc:
@@ -273,18 +359,33 @@ class RedisLimiter:
             delay = RETRY_MIN
             wait = int(micros) / 1_000_000
             if int(kind) == GRANTED:
-                if self._now() - asked > RESTAMP_AFTER:
-                    await self._late_grant(keys, member)
-                return 0.0
+                return 0.0, member
             if int(kind) == CHAT_WAIT:
-                return max(wait, 0.001)
+                return max(wait, 0.001), None
             await asyncio.sleep(min(wait, MAX_SLEEP))
 
-    async def _late_grant(self, keys: list[str], member: str) -> None:
-        spacing = math.ceil(self.chat_spacing * 1_000_000)
+    # ------------------------------------------------------------------------ departures
+
+    def _departed(self, name: str, chat_key: str, member: str) -> None:
+        """Queue a send's departure; one task writes what queued meanwhile, per bot a call."""
+        self._departures.setdefault(name, []).append((chat_key, member, self._now()))
+        if self._dating is None or self._dating.done():
+            self._dating = asyncio.get_running_loop().create_task(self._date_departures())
+
+    async def _date_departures(self) -> None:
+        while self._departures:
+            batch, self._departures = self._departures, {}
+            await asyncio.gather(*(self._date(name, sends) for name, sends in batch.items()))
+
+    async def _date(self, name: str, sends: list[tuple[str, str, float]]) -> None:
+        now = self._now()
+        args: list[Any] = [math.ceil(self.chat_spacing * 1_000_000)]
+        for _chat_key, member, left in sends:
+            args += [member, max(0, round((now - left) * 1_000_000))]
+        keys = [f"{self.prefix}{{{name}}}:grants", *(chat_key for chat_key, _, _ in sends)]
         try:
-            await self._restamp(keys=[keys[0], keys[3]], args=[member, spacing])
-        except self._errors as exc:  # granted already: the send goes, dated as Redis decided
+            await self._depart(keys=keys, args=args)
+        except self._errors as exc:  # they stay counted as on their way until the hold lapses
             self._outage(exc)
 
     # --------------------------------------------------------------------------- outage
@@ -309,7 +410,10 @@ class RedisLimiter:
         return self._down_since is None
 
     async def close(self) -> None:
-        """Stop writing pauses and close the client if this limiter opened it."""
+        """Write the departures still queued, stop writing pauses, close an own client."""
+        if self._dating is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dating
         for task in list(self._writes):
             task.cancel()
         for task in list(self._writes):

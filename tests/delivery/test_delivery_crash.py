@@ -84,6 +84,10 @@ async def test_a_killed_dispatcher_loses_nothing_and_sends_nothing_twice(databas
         at_kill = await states(shopfront)
         in_flight = {i for i, state in at_kill.items() if state == OutboxState.SENDING}
         assert in_flight, "the kill should land mid-batch"
+        async with shopfront.sessions() as session:
+            rows = await store.list_outbox(session=session, shop_id=shop.id)
+        claimers = {row.claimed_by for row in rows if row.id in in_flight}
+        assert len(claimers) == 1 and f":{first.pid}:" in str(claimers.pop())  # its own name
         assert OutboxState.SCHEDULED in at_kill.values(), "the kill should leave work to do"
 
         # Restart through the same command, in a thread of this process (starting another

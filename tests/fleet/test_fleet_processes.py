@@ -143,11 +143,19 @@ async def test_an_instance_killed_mid_run_costs_at_most_its_rows_in_flight(
         await fleet.until(lambda: sends(sandbox) >= seeded.total // 3, TIMEOUT, "a third sent")
         victim.kill()
         await victim.process.wait()
-        in_flight = await count(probe, "SELECT count(*) FROM outbox WHERE state='sending'")
+        # each row names the instance that claimed it: host:pid:random
+        victims = f"claimed_by LIKE '%:{victim.process.pid}:%'"
+        in_flight = await count(
+            probe, f"SELECT count(*) FROM outbox WHERE state = 'sending' AND {victims}"
+        )
+        assert in_flight > 0, "killed while it held rows"
 
         async def settled() -> bool:
             states = await outbox_states(probe)
-            return not states.get("scheduled") and states.get("sending", 0) <= in_flight
+            others = await count(
+                probe, f"SELECT count(*) FROM outbox WHERE state = 'sending' AND NOT {victims}"
+            )
+            return not states.get("scheduled") and others == 0
 
         deadline = asyncio.get_running_loop().time() + TIMEOUT
         while not await settled():
@@ -162,7 +170,14 @@ async def test_an_instance_killed_mid_run_costs_at_most_its_rows_in_flight(
     states = await outbox_states(probe)
     unknown = states.get("unknown", 0)
     assert states.get("sent", 0) + unknown == seeded.total, states
+    # only the killed instance's rows in flight are unknown; the others finished theirs
     assert unknown <= in_flight, (unknown, in_flight)
+    assert (
+        await count(
+            probe, f"SELECT count(*) FROM outbox WHERE state = 'unknown' AND NOT {victims}"
+        )
+        == 0
+    )
     got = received(sandbox, seeded)
     assert max(got.values()) == 1, "nobody got a message twice"
     assert sum(got.values()) >= seeded.total - unknown

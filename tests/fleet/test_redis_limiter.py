@@ -47,6 +47,40 @@ async def test_two_instances_never_exceed_the_rate_in_any_second(clients):
     assert most_in_window(grants, 0.2) <= 2 + 5
 
 
+async def test_a_send_on_its_way_holds_back_every_instance_until_it_left(clients):
+    first, second = two_instances(clients, rate=5, per_chat=None)
+    held = [await first.reserve(TOKEN_ID, n) for n in range(5)]
+    blocked = asyncio.create_task(second.acquire(TOKEN_ID, 5))
+    await asyncio.sleep(first.window + 0.3)  # longer than the window: nobody has left yet
+    assert not blocked.done(), "granted sends still on their way count in the window"
+    for grant in held:
+        grant.leave()
+    left = time.monotonic()
+    await blocked
+    # they left just now: the sixth waits for the first of them to age out of the window
+    assert time.monotonic() - left >= first.window - 0.05
+    await first.close()
+
+
+async def test_slow_answers_in_one_instance_widen_the_pacing_of_every_instance(clients):
+    first, second = two_instances(clients, rate=20, per_chat=None)
+    first.observe(TOKEN_ID, 0.01)  # the quickest answer so far
+    first.observe(TOKEN_ID, 0.6)  # then one that may have arrived late
+    assert first.stall_margin > 0.2
+    grants: list[float] = []
+
+    async def send(limiter: RedisLimiter, chat: int) -> None:
+        await limiter.acquire(TOKEN_ID, chat)
+        grants.append(time.monotonic())
+
+    await asyncio.gather(*(send((first, second)[i % 2], i) for i in range(50)))
+    widened = first.window + first.stall_margin  # the margin fades slowly: its narrowest now
+    # The second instance saw no slow answer, yet its grants keep to the wider window too.
+    assert most_in_window(grants, widened - 0.01) <= 20
+    # (without the widening 20 go out in every 1.2 s: that many more would fit in this window)
+    assert most_in_window(grants, 1.2) < 20
+
+
 async def test_a_chat_gets_one_send_per_second_from_all_instances_together(clients):
     first, second = two_instances(clients, rate=100, per_chat=1.0)
     to_chat: list[float] = []

@@ -15,8 +15,14 @@ Each bot has at most its rate times `BOT_IN_FLIGHT_SECONDS` sends unanswered (ta
 limiter's grant), so a stall on Telegram's side cannot pile up a bot's sends to arrive at once.
 At most `max_in_flight` requests are out at once over all bots. A send takes its slot only
 after the limiter granted it, so waiting for the rate never holds a connection; the bots' HTTP
-pool is sized for the cap (`BotPool(connections=...)`), so a granted request never queues for
-a connection either (which would bunch sends and break the rate at the receiver).
+pool is sized for the cap (`BotPool(connections=...)`).
+
+The rate is kept where Telegram counts it, when a send arrives, not when it was granted: a
+granted send may still wait for a slot, a new connection or the event loop's turn (hundreds of
+milliseconds on a loaded machine), and sends granted apart would then leave together. So the
+limiter counts a granted send as leaving now until its bytes are written: the bot's HTTP session
+reports that moment (an aiohttp trace, `on_request_chunk_sent`, run just before the request
+goes on the wire), and the answer's delay is measured from it.
 """
 
 from __future__ import annotations
@@ -26,8 +32,10 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
+import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
@@ -45,7 +53,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.delivery import metrics
 from bot.delivery.channels import Delivery, DeliveryStatus
-from bot.delivery.limiter import RateLimiter
+from bot.delivery.limiter import Grant, RateLimiter
 from bot.messages.render import Rendered
 from bot.telegram import BotPool
 
@@ -61,6 +69,45 @@ BOT_IN_FLIGHT_MIN = 4
 # weak cache, so under allocation pressure the class is collected and rebuilt (about 10 ms each
 # time, every few dozen sends). Holding it here keeps it built.
 _RESPONSE_TYPES = (Response[Message], Response[bool])
+
+
+class _Departure:
+    """A granted send on its way: dated (`at`, perf_counter) when its bytes go on the wire."""
+
+    __slots__ = ("at", "grant", "left")
+
+    def __init__(self, grant: Grant) -> None:
+        self.grant = grant
+        self.left = False
+        self.at = 0.0
+
+    def leave(self) -> None:
+        """Date the send now, once: the limiter counts it from this moment."""
+        if not self.left:
+            self.left = True
+            self.at = time.perf_counter()
+            self.grant.leave()
+
+
+# The send the current task is making; aiohttp writes the request from a task it creates, which
+# inherits this context, so the trace below finds the send whose bytes it is about to write.
+_DEPARTING: ContextVar[_Departure | None] = ContextVar("nudge_departing", default=None)
+
+
+async def _on_chunk_sent(_session: Any, _context: Any, _params: Any) -> None:
+    departure = _DEPARTING.get()
+    if departure is not None:
+        departure.leave()
+
+
+def _departures() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_request_chunk_sent.append(_on_chunk_sent)
+    trace.freeze()
+    return trace
+
+
+DEPARTURES = _departures()
 
 
 def bot_id(token: str) -> str:
@@ -118,20 +165,24 @@ class TelegramChannel:
         key = bot_id(sender)
         markup = keyboard(message.buttons)
         floods = 0
+        await _watch_departures(bot)
         while True:
             async with self._bot_slots(key):
-                await self.limiter.acquire(key, recipient)
+                departure = _Departure(await self.limiter.reserve(key, recipient))
                 started = time.perf_counter()
                 try:
                     async with self._in_flight:
                         self.in_flight += 1
+                        leaving = _DEPARTING.set(departure)
                         try:
                             async with asyncio.timeout(self.request_timeout):
                                 message_id = await self._request(bot, recipient, message, markup)
                         finally:
+                            _DEPARTING.reset(leaving)
                             self.in_flight -= 1
+                            departure.leave()  # not seen leaving: counted from now, to be safe
                     if self._observe is not None:  # answered late: it may have arrived late
-                        self._observe(key, time.perf_counter() - started)
+                        self._observe(key, time.perf_counter() - departure.at)
                 except TelegramRetryAfter as exc:
                     metrics.TELEGRAM_RETRY_AFTER.inc()
                     self.limiter.pause(key, exc.retry_after)
@@ -184,6 +235,22 @@ class TelegramChannel:
         """Close the bots' HTTP session if this channel created it."""
         if self._owns_bots:
             await self.bots.close()
+
+
+async def _watch_departures(bot: Bot) -> None:
+    """Have the bot's aiohttp session report when each request's bytes go out (`DEPARTURES`).
+
+    aiogram opens its aiohttp session lazily and may open it again after a close, so this is
+    checked before every send (a look-up once the session is open). Another kind of session
+    reports nothing: its sends are dated when answered, later than they left (safe, slower).
+    """
+    open_session = getattr(bot.session, "create_session", None)
+    if open_session is None:
+        return
+    client = await open_session()
+    traces = getattr(client, "trace_configs", None)
+    if traces is not None and DEPARTURES not in traces:
+        traces.append(DEPARTURES)
 
 
 def channel_for(
