@@ -68,8 +68,7 @@ locales-compile: $(STAMP)
 	$(PYBABEL) compile -d locales --statistics
 
 bench: $(STAMP)
-	$(BIN)/python bench/sandbox.py
-	$(BIN)/python bench/fleet.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

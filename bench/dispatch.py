@@ -9,12 +9,14 @@ and with the Courier's concurrency, for comparison. Peak RSS of this process is 
 during each timed phase.
 
     .venv/bin/python bench/dispatch.py [--recipients 20000] [--backends sqlite,postgresql]
+        [--summary PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import resource
@@ -307,6 +309,9 @@ async def bench(args: argparse.Namespace) -> None:
         stop.set()
         server.join(timeout=30)
     report(rows, args)
+    if args.summary:
+        found = json.dumps(summary(rows, args), indent=1)
+        await asyncio.to_thread(Path(args.summary).write_text, found)
 
 
 def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> None:
@@ -328,6 +333,30 @@ def report(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> 
         )
 
 
+def summary(rows: list[tuple[str, dict[str, Any]]], args: argparse.Namespace) -> list[dict]:
+    """Return the figures as summary rows (bench/run_all.py); the targets are the Courier's."""
+
+    def row(figure: str, value: float, unit: str, target: str = "-", met: bool | None = None):
+        fields = {"figure": figure, "value": round(value, 2), "unit": unit, "target": target}
+        return {"benchmark": "dispatch", **fields, "met": met}
+
+    loop_rate = rows[0][1]["sent"] / rows[0][1]["seconds"]
+    found = []
+    for name, r in rows:
+        rate, rss = r["sent"] / r["seconds"], r["max_rss_mb"]
+        ratio = rate / loop_rate
+        head = f"{name}, {args.recipients:,} recipients"
+        if not name.startswith("courier"):
+            found.append(row(f"{head}: msg/s", rate, "msg/s"))
+            continue
+        found += [
+            row(f"{head}: msg/s", rate, "msg/s", ">= 1000", rate >= 1000),
+            row(f"{name}: vs the bare loop", ratio, "x", ">= 0.6", ratio >= 0.6),
+            row(f"{name}: peak RSS", rss, "MB", "< 200", rss < 200),
+        ]
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipients", type=int, default=20_000)
@@ -341,6 +370,7 @@ def main() -> None:
             "NUDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
         ),
     )
+    parser.add_argument("--summary", help="write the figures as JSON to this file")
     asyncio.run(bench(parser.parse_args()))
 
 

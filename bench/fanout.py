@@ -11,13 +11,14 @@ answering after `--latency` (50 ms by default) by the real Courier, with the bot
 `--rate` messages a second; the target is completion within 5% of the ideal (recipients / rate).
 
     .venv/bin/python bench/fanout.py [--customers 100000] [--backends postgresql,sqlite]
-        [--send] [--rate 1000] [--latency 0.05] [--pg-url URL]
+        [--send] [--rate 1000] [--latency 0.05] [--pg-url URL] [--summary PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
 import sys
@@ -183,8 +184,8 @@ async def send(url: str, rate: float, latency: float, customers: int) -> dict[st
     }
 
 
-def report(backend: str, figures: dict[str, float]) -> None:
-    """Print each figure beside its target."""
+def report(backend: str, figures: dict[str, float]) -> list[dict]:
+    """Print each figure beside its target; return them as summary rows (bench/run_all.py)."""
     target = TARGETS[backend]
     took = figures["fan_out_s"]
     print(f"\n{backend}:")
@@ -204,9 +205,34 @@ def report(backend: str, figures: dict[str, float]) -> None:
             f"{int(figures['max_in_1s'])} (limit {figures['rate']:.0f}); sender peak RSS "
             f"{figures['sender_rss_mb']:.0f} MB"
         )
+    return summary(backend, figures)
 
 
-async def run(url: str, backend: str, args: argparse.Namespace) -> None:
+def summary(backend: str, figures: dict[str, float]) -> list[dict]:
+    """Return the figures beside their targets as summary rows."""
+
+    def row(figure: str, value: float, unit: str, target: str, met: bool) -> dict:
+        fields = {"figure": figure, "value": round(value, 2), "unit": unit, "target": target}
+        return {"benchmark": "fanout", **fields, "met": met}
+
+    took, rss, target = figures["fan_out_s"], figures["peak_rss_mb"], TARGETS[backend]
+    fanned = f"fan-out of {int(figures['recipients']):,} recipients, {backend}"
+    found = [
+        row(fanned, took, "s", f"<= {target:g}", took <= target),
+        row(f"fan-out peak RSS, {backend}", rss, "MB", "< 300", rss < 300),
+    ]
+    if "send_s" in figures:
+        rate, worst = figures["rate"], figures["max_in_1s"]
+        ratio = figures["send_s"] / figures["ideal_s"]
+        head = f"{int(figures['sent']):,} sent at {rate:g}/s, {backend}"
+        found += [
+            row(f"{head}: x ideal", ratio, "x", "<= 1.05", ratio <= 1.05),
+            row(f"{head}: most in 1 s at the receiver", worst, "", f"<= {rate:g}", worst <= rate),
+        ]
+    return found
+
+
+async def run(url: str, backend: str, args: argparse.Namespace) -> list[dict]:
     await prepare(url, args.customers)
     raw = dict(CAMPAIGN, schedule={"local_time": "10:00"})
     figures = await fan(url, raw if not args.send else CAMPAIGN)
@@ -214,7 +240,7 @@ async def run(url: str, backend: str, args: argparse.Namespace) -> None:
     if args.send:
         figures.update(await send(url, args.rate, args.latency, args.customers))
         figures["rate"] = args.rate
-    report(backend, figures)
+    return report(backend, figures)
 
 
 async def main() -> None:
@@ -231,12 +257,14 @@ async def main() -> None:
             "NUDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
         ),
     )
+    parser.add_argument("--summary", help="write the figures as JSON to this file")
     args = parser.parse_args()
     print(f"{args.customers:,} customers; load {os.getloadavg()}")
+    rows = []
     for backend in args.backends.split(","):
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as folder:
-                await run(f"sqlite+aiosqlite:///{folder}/fanout.db", backend, args)
+                rows += await run(f"sqlite+aiosqlite:///{folder}/fanout.db", backend, args)
             continue
         import asyncpg
         from sqlalchemy.engine import make_url
@@ -248,10 +276,13 @@ async def main() -> None:
         )
         await admin.execute(f'CREATE DATABASE "{name}"')
         try:
-            await run(base.set(database=name).render_as_string(hide_password=False), backend, args)
+            url = base.set(database=name).render_as_string(hide_password=False)
+            rows += await run(url, backend, args)
         finally:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             await admin.close()
+    if args.summary:
+        await asyncio.to_thread(Path(args.summary).write_text, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -18,12 +18,14 @@ second. Each sender runs in a fresh process of its own (its peak RSS is its own)
 5. peak RSS of each sender; the bare aiogram process is the yardstick (target <= 1.3x).
 
     .venv/bin/python bench/fleet.py [--backends sqlite,postgresql] [--large 500000]
+        [--count 20000] [--only fleet,fast,pair,claims] [--summary PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import multiprocessing
 import os
 import resource
@@ -386,14 +388,35 @@ def run_child(phase: str, *args: Any) -> dict[str, Any]:
 
 
 class Report:
-    """Figures beside their targets."""
+    """Figures beside their targets (and as summary rows for bench/run_all.py)."""
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str, str, bool | None]] = []
+        self.rows: list[dict[str, Any]] = []
 
-    def add(self, what: str, figure: str, target: str, met: bool | None) -> None:
+    def add(
+        self,
+        what: str,
+        value: float,
+        unit: str,
+        target: str = "-",
+        met: bool | None = None,
+        digits: int = 0,
+    ) -> None:
         """Record one figure and print it at once."""
+        suffix = {"": "", "msg/s": "", "x": "x"}.get(unit, f" {unit}")
+        figure = f"{value:,.{digits}f}{suffix}"
         self.lines.append((what, figure, target, met))
+        self.rows.append(
+            {
+                "benchmark": "fleet",
+                "figure": what,
+                "value": round(value, digits),
+                "unit": unit,
+                "target": target,
+                "met": met,
+            }
+        )
         print(f"  {what:<46}{figure:>16}   target {target:<14}{_verdict(met)}", flush=True)
 
     def show(self) -> None:
@@ -426,14 +449,14 @@ async def fleet(backend: str, args: argparse.Namespace, base_url: str, report: R
     worst = max(s["max_arrivals_in_1s"] for s in stats)
     refused = sum(s["errors"].get("429", 0) for s in stats)
     name = f"fleet {FLEET_BOTS}x{FLEET_EACH} @25/s, {backend}"
-    report.add(f"{name}: seconds", f"{seconds:.2f} s", "<= 16.8 s", seconds <= 16.8)
-    report.add(f"{name}: msg/s", f"{total / seconds:,.0f}", ">= 1,190", total / seconds >= 1190)
-    report.add(f"{name}: sent", f"{result['sent']:,}", f"{total:,}", result["sent"] == total)
+    report.add(f"{name}: seconds", seconds, "s", "<= 16.8 s", seconds <= 16.8, digits=2)
+    report.add(f"{name}: msg/s", total / seconds, "msg/s", ">= 1,190", total / seconds >= 1190)
+    report.add(f"{name}: sent", result["sent"], "", f"{total:,}", result["sent"] == total)
     report.add(
-        f"{name}: worst bot, sends in 1 s at receiver", str(worst), "<= 25", worst <= FLEET_RATE
+        f"{name}: worst bot, sends in 1 s at receiver", worst, "", "<= 25", worst <= FLEET_RATE
     )
-    report.add(f"{name}: 429 answers", str(refused), "0", refused == 0)
-    report.add(f"{name}: peak RSS", f"{result['max_rss_mb']:.0f} MB", "-", None)
+    report.add(f"{name}: 429 answers", refused, "", "0", refused == 0)
+    report.add(f"{name}: peak RSS", result["max_rss_mb"], "MB")
     print(
         f"    (peak in flight {result['in_flight']}, stall margin at the end "
         f"{result['stall_margin'] * 1000:.0f} ms)"
@@ -444,7 +467,7 @@ async def fleet(backend: str, args: argparse.Namespace, base_url: str, report: R
 async def fast(backend: str, args: argparse.Namespace, base_url: str, report: Report) -> None:
     url, pg_name = await fresh_database(backend, args.pg_url)
     try:
-        await populate(url, [(FAST_TOKEN, FAST_CHAT, FAST_COUNT)])
+        await populate(url, [(FAST_TOKEN, FAST_CHAT, args.count)])
         await sandbox_stats(base_url, [FAST_TOKEN], reset=True)
         options = {"rate": FAST_RATE, "batch": 2000, "in_flight": 256}
         result = await asyncio.to_thread(run_child, "courier", url, base_url, options)
@@ -453,10 +476,10 @@ async def fast(backend: str, args: argparse.Namespace, base_url: str, report: Re
             await pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     [stats] = await sandbox_stats(base_url, [FAST_TOKEN], reset=True)
     rate = result["sent"] / result["seconds"]
-    name = f"one bot @1,000/s x {FAST_COUNT:,}, {backend}"
-    report.add(f"{name}: msg/s", f"{rate:,.0f}", ">= 900", rate >= 900)
+    name = f"one bot @1,000/s x {args.count:,}, {backend}"
+    report.add(f"{name}: msg/s", rate, "msg/s", ">= 900", rate >= 900)
     worst = stats["max_arrivals_in_1s"]
-    report.add(f"{name}: sends in 1 s at receiver", str(worst), "<= 1,000", worst <= FAST_RATE)
+    report.add(f"{name}: sends in 1 s at receiver", worst, "", "<= 1,000", worst <= FAST_RATE)
 
 
 async def pair(
@@ -464,7 +487,7 @@ async def pair(
 ) -> float:
     url, pg_name = await fresh_database(backend, args.pg_url)
     try:
-        await populate(url, [(PAIR_TOKEN, PAIR_CHAT, PAIR_COUNT)])
+        await populate(url, [(PAIR_TOKEN, PAIR_CHAT, args.count)])
         options = {"rate": 100_000.0, "batch": 2000, "in_flight": PAIR_IN_FLIGHT}
         result = await asyncio.to_thread(run_child, "courier", url, base_url, options)
     finally:
@@ -472,8 +495,8 @@ async def pair(
             await pg_admin(args.pg_url, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
     rate = result["sent"] / result["seconds"]
     name = f"full path, {PAIR_IN_FLIGHT} in flight, {backend}"
-    report.add(f"{name}: msg/s", f"{rate:,.0f}", "-", None)
-    report.add(f"{name}: vs bare aiogram", f"{rate / bare:.2f}", ">= 0.8", rate / bare >= 0.8)
+    report.add(f"{name}: msg/s", rate, "msg/s")
+    report.add(f"{name}: vs bare aiogram", rate / bare, "x", ">= 0.8", rate / bare >= 0.8, 2)
     return result["max_rss_mb"]
 
 
@@ -501,17 +524,19 @@ async def claims(backend: str, args: argparse.Namespace, report: Report) -> None
         medians[rows] = result["median_ms"]
         report.add(
             f"claim+prepare of 50, {rows:,}-row outbox, {backend}",
-            f"{result['median_ms']:.1f} ms",
-            "-",
-            None,
+            result["median_ms"],
+            "ms",
+            digits=1,
         )
         print(f"    (filled in {filled:.0f} s; slowest batch {result['max_ms']:.1f} ms)")
     ratio = medians[args.large] / medians[args.small]
     report.add(
         f"claim+prepare {args.large:,} vs {args.small:,}, {backend}",
-        f"{ratio:.2f}x",
+        ratio,
+        "x",
         "<= 1.5x",
         ratio <= 1.5,
+        digits=2,
     )
 
 
@@ -529,22 +554,22 @@ async def bench(args: argparse.Namespace) -> None:
         flush=True,
     )
     try:
-        bare = await asyncio.to_thread(run_child, "bare", base_url, PAIR_COUNT, PAIR_IN_FLIGHT)
+        bare = await asyncio.to_thread(run_child, "bare", base_url, args.count, PAIR_IN_FLIGHT)
         await sandbox_stats(base_url, [PAIR_TOKEN], reset=True)
         bare_rate = bare["sent"] / bare["seconds"]
-        report.add(
-            f"bare aiogram, {PAIR_IN_FLIGHT} in flight: msg/s", f"{bare_rate:,.0f}", "-", None
-        )
-        report.add("bare aiogram: peak RSS", f"{bare['max_rss_mb']:.0f} MB", "-", None)
+        report.add(f"bare aiogram, {PAIR_IN_FLIGHT} in flight: msg/s", bare_rate, "msg/s")
+        report.add("bare aiogram: peak RSS", bare["max_rss_mb"], "MB")
         for backend in args.backends.split(","):
             if "fleet" in args.only:
                 rss = await fleet(backend, args, base_url, report)
                 ratio = rss / bare["max_rss_mb"]
                 report.add(
                     f"fleet RSS vs bare aiogram, {backend}",
-                    f"{ratio:.2f}x",
+                    ratio,
+                    "x",
                     "<= 1.3x",
                     ratio <= 1.3,
+                    digits=2,
                 )
             if "fast" in args.only:
                 await fast(backend, args, base_url, report)
@@ -557,6 +582,9 @@ async def bench(args: argparse.Namespace) -> None:
         server.join(timeout=30)
     print(f"\nload average now {os.getloadavg()[0]:.1f}")
     report.show()
+    if args.summary:
+        rows = json.dumps(report.rows, indent=1)
+        await asyncio.to_thread(Path(args.summary).write_text, rows)
 
 
 def main() -> None:
@@ -566,6 +594,10 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=5_000, help="outbox rows, small")
     parser.add_argument("--large", type=int, default=500_000, help="outbox rows, large")
     parser.add_argument("--batches", type=int, default=15, help="claims timed per size")
+    parser.add_argument(
+        "--count", type=int, default=FAST_COUNT, help="sent by the fast bot and the pair, each"
+    )
+    parser.add_argument("--summary", help="write the figures as JSON to this file")
     parser.add_argument(
         "--pg-url",
         default=os.environ.get(

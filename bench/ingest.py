@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--requests 6000] [--concurrency 64] [--rate 500]
                                      [--backends sqlite,postgresql] [--pg-url URL]
+                                     [--summary PATH]
 
 For each backend the real app (`bot.app.build_app`, background workers off) runs in its own
 process; a bare aiohttp handler that reads the body and answers 200 runs in another, measured
@@ -79,7 +80,8 @@ def start(args: list[str]) -> subprocess.Popen[bytes]:
 
 
 async def wait_ready(port: int) -> None:
-    for _ in range(200):
+    """Wait for a server to listen (a minute: importing the app takes long on a busy machine)."""
+    for _ in range(1200):
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()
@@ -286,6 +288,27 @@ def report(rows: list[dict], args: argparse.Namespace) -> None:
         )
 
 
+def summary(rows: list[dict], args: argparse.Namespace) -> list[dict]:
+    """Return the figures as summary rows (bench/run_all.py); the targets are the app's."""
+
+    def row(figure: str, value: float, unit: str, target: str = "-", met: bool | None = None):
+        fields = {"figure": figure, "value": round(value, 1), "unit": unit, "target": target}
+        return {"benchmark": "ingest", **fields, "met": met}
+
+    found = []
+    for bare, r in zip(rows[::2], rows[1::2], strict=True):  # each backend: bare, then nudge
+        name, rate = r["server"], r["per_second"]
+        throughput = f"deliveries/s, {args.concurrency} in flight"
+        p99, stored, answered = r["rate_p99"], r["stored"], r["ok"]
+        found += [
+            row(f"bare aiohttp (beside {name}): {throughput}", bare["per_second"], "req/s"),
+            row(f"{name}: {throughput}", rate, "req/s", ">= 1500", rate >= 1500),
+            row(f"{name}: p99 at {args.rate:g}/s", p99, "ms", "< 50", p99 < 50),
+            row(f"{name}: 200s stored", stored, "rows", f"{answered:,}", stored == answered),
+        ]
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)
@@ -300,6 +323,7 @@ def main() -> None:
             "NUDGE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
         ),
     )
+    parser.add_argument("--summary", help="write the figures as JSON to this file")
     args = parser.parse_args()
     if args.serve:
         kind, database_url, port = args.serve
@@ -312,6 +336,8 @@ def main() -> None:
     for backend in args.backends.split(","):
         rows += asyncio.run(bench_backend(backend.strip(), args))
     report(rows, args)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary(rows, args), indent=1))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ and reports peak RSS of this process. Targets (issue #13): refresh <= 60 s on Po
 the count <= 2 s on PostgreSQL and <= 6 s on SQLite; peak RSS < 300 MB.
 
     .venv/bin/python bench/segments.py [--customers 1000000] [--orders 5000000]
-        [--backends sqlite,postgresql] [--pg-url URL] [--reuse] [--counts 5]
+        [--backends sqlite,postgresql] [--pg-url URL] [--reuse] [--counts 5] [--summary PATH]
+
+The targets are for 1,000,000 customers; at a smaller `--customers` (`make bench` runs 200,000
+with 1,000,000 orders) the time targets are scaled by customers / 1,000,000 and say so.
 
 `--reuse` keeps the generated shop between runs (PostgreSQL database `nudge_bench_segments`,
 SQLite file /tmp/nudge_bench_segments.db; `--pg-db`, `--sqlite-file` name others): a later run
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
 import statistics
@@ -322,9 +326,11 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, float]:
     return figures
 
 
-def report(backend: str, figures: dict[str, float]) -> None:
-    """Print each figure beside its target."""
-    targets = TARGETS.get(backend, {})
+def report(backend: str, figures: dict[str, float], customers: int) -> list[dict]:
+    """Print each figure beside its target (time targets scaled to `customers`); return them
+    as summary rows (bench/run_all.py)."""
+    scale = customers / 1_000_000
+    targets = {name: seconds * scale for name, seconds in TARGETS.get(backend, {}).items()}
     print(f"\n{backend}:")
     made = f"generated in {figures['fill_s']:.1f} s" if figures["fill_s"] else "reused"
     print(f"  {made}; audience {int(figures['audience']):,}")
@@ -334,7 +340,7 @@ def report(backend: str, figures: dict[str, float]) -> None:
         verdict = (
             ""
             if target is None
-            else f"  target <= {target:.0f} s: " + ("met" if figures[key] <= target else "MISSED")
+            else f"  target <= {target:.1f} s: " + ("met" if figures[key] <= target else "MISSED")
         )
         print(f"  {name:8} {figures[key]:8.2f} s{verdict}")
     print(
@@ -353,6 +359,34 @@ def report(backend: str, figures: dict[str, float]) -> None:
     )
     rss = figures["peak_rss_mb"]
     print(f"  peak RSS {rss:.0f} MB  target < 300 MB: {'met' if rss < 300 else 'MISSED'}")
+    return summary(backend, figures, customers, targets)
+
+
+def summary(
+    backend: str, figures: dict[str, float], customers: int, targets: dict[str, float]
+) -> list[dict]:
+    """Return the figures beside their (scaled) targets as summary rows."""
+
+    def row(figure: str, value: float, unit: str, target: str = "-", met: bool | None = None):
+        fields = {"figure": figure, "value": round(value, 2), "unit": unit, "target": target}
+        return {"benchmark": "segments", **fields, "met": met}
+
+    size = f"{customers:,} customers, {backend}"
+    scaled = "" if customers == 1_000_000 else f" (1M target x {customers / 1_000_000:g})"
+    found = []
+    for name, key, aim in (
+        ("first whole-shop refresh", "refresh_s", "refresh"),
+        ("segment count (best)", "count_s", "count"),
+    ):
+        target = targets.get(aim)
+        if target is None:
+            found.append(row(f"{name}, {size}", figures[key], "s"))
+            continue
+        limit = f"<= {target:.1f}{scaled}"
+        found.append(row(f"{name}, {size}", figures[key], "s", limit, figures[key] <= target))
+    rss = figures["peak_rss_mb"]
+    found.append(row(f"peak RSS, {size}", rss, "MB", "< 300", rss < 300))
+    return found
 
 
 async def main() -> None:
@@ -374,16 +408,19 @@ async def main() -> None:
     parser.add_argument("--again", action="store_true", help="also time the refresh a day later")
     parser.add_argument("--explain", action="store_true", help="print the count's plan")
     parser.add_argument("--trace", action="store_true", help="print each slow statement")
+    parser.add_argument("--summary", help="write the figures as JSON to this file")
     args = parser.parse_args()
     print(f"{args.customers:,} customers, {args.orders:,} orders; load {os.getloadavg()}")
+    rows: list[dict] = []
     for backend in args.backends.split(","):
         if backend == "sqlite":
             if args.reuse:
-                report(backend, await measure(f"sqlite+aiosqlite:///{args.sqlite_file}", args))
+                url = f"sqlite+aiosqlite:///{args.sqlite_file}"
+                rows += report(backend, await measure(url, args), args.customers)
                 continue
             with tempfile.TemporaryDirectory() as folder:
                 url = f"sqlite+aiosqlite:///{folder}/bench.db"
-                report(backend, await measure(url, args))
+                rows += report(backend, await measure(url, args), args.customers)
             continue
         import asyncpg
         from sqlalchemy.engine import make_url
@@ -398,12 +435,14 @@ async def main() -> None:
             await admin.execute(f'CREATE DATABASE "{name}"')
         try:
             url = base.set(database=name).render_as_string(hide_password=False)
-            report(backend, await measure(url, args))
+            rows += report(backend, await measure(url, args), args.customers)
         finally:
             if not args.reuse:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
     print(f"load after {os.getloadavg()}")
+    if args.summary:
+        await asyncio.to_thread(Path(args.summary).write_text, json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
