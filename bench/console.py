@@ -45,6 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from ingest import wait_ready  # noqa: E402
 
 KEY = "bench-console-secret-key-0123456789abcdef"
 BOT_TOKEN = "7100000016:AAbenchconsolebottoken0000000000000"
@@ -593,20 +594,6 @@ def serve(database_url: str, port: int) -> None:
     )
 
 
-async def wait_ready(port: int, server: subprocess.Popen[bytes]) -> None:
-    for _ in range(2400):  # importing aiogram alone takes 5-10 s on a busy machine
-        if server.poll() is not None:
-            raise RuntimeError(f"the app exited with {server.returncode}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            await writer.wait_closed()
-            return
-        except OSError:
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"the app on port {port} did not start")
-
-
 # ------------------------------------------------------------------------------ the client
 
 
@@ -733,7 +720,7 @@ async def time_pages(
     answer 200 (the support desk before it exists: 404) is left out."""
     import aiohttp
 
-    await wait_ready(port, server)
+    await wait_ready(port, server, tries=2400)  # importing aiogram alone takes 5-10 s here
     base = f"http://127.0.0.1:{port}"
     results = []
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:

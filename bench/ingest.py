@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,9 +80,12 @@ def start(args: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, __file__, *args], cwd=ROOT, stdout=subprocess.DEVNULL)
 
 
-async def wait_ready(port: int) -> None:
-    """Wait for a server to listen (a minute: importing the app takes long on a busy machine)."""
-    for _ in range(1200):
+async def wait_ready(port: int, server: Any = None, tries: int = 1200) -> None:
+    """Wait for a server to listen (a minute by default: importing the app takes long on a busy
+    machine); with its process (`server`, a Popen), fail at once when it has exited."""
+    for _ in range(tries):
+        if server is not None and server.poll() is not None:
+            raise RuntimeError(f"the app exited with {server.returncode}")
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.close()

@@ -66,10 +66,12 @@ async def listing(sessions: Sessions, *, shop_id: int) -> list[dict[str, Any]]:
         return [record(c) for c in await store.list_campaigns(session=session, shop_id=shop_id)]
 
 
-async def progress(sessions: Sessions, *, shop_id: int) -> dict[int, dict[str, int]]:
-    """Return every campaign's progress (see store.progress), for lists."""
+async def progress(
+    sessions: Sessions, *, shop_id: int, campaign_id: int | None = None
+) -> dict[int, dict[str, int]]:
+    """Return every campaign's progress (see store.progress), for lists, or one campaign's."""
     async with sessions() as session:
-        return await store.progress(session=session, shop_id=shop_id)
+        return await store.progress(session=session, shop_id=shop_id, campaign_id=campaign_id)
 
 
 async def show(

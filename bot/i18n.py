@@ -27,6 +27,7 @@ SOURCE_LOCALE = "en"
 
 __all__ = [
     "DOMAIN",
+    "N_",
     "SOURCE_LOCALE",
     "SUPPORTED_LOCALES",
     "I18n",
@@ -46,6 +47,12 @@ __all__ = [
     "resolve_locale",
     "shop_locales",
 ]
+
+
+def N_(text: str) -> str:
+    """Mark a text for the catalogs without translating it here (data kept in English, e.g. a
+    customer card's reasons, which the console translates when it shows them)."""
+    return text
 
 
 @lru_cache(maxsize=1)

@@ -570,6 +570,10 @@ async def _conversation_for(
     return conversation
 
 
+# An agent's answer is sent inside "Message from {shop}: …", within Telegram's 4,096 characters.
+ANSWER_LIMIT = 3500
+
+
 async def reply(
     sessions: async_sessionmaker[AsyncSession],
     clock: Clock,

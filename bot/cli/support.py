@@ -101,11 +101,11 @@ def support_reply(
     conversation then stays open in `nudge support inbox` with the answer marked.
     """
     from bot.clock import SystemClock
-    from bot.support import ConversationNotFound, CustomerNotFound, reply
+    from bot.support import ANSWER_LIMIT, ConversationNotFound, CustomerNotFound, reply
     from bot.telegram import BotPool
 
-    if not text.strip() or len(text) > 3500:
-        raise UsageProblem("TEXT must be 1-3500 characters")
+    if not text.strip() or len(text) > ANSWER_LIMIT:
+        raise UsageProblem(f"TEXT must be 1-{ANSWER_LIMIT} characters")
     kind, number = who
     if kind == "tg" and shop_id is None:
         raise UsageProblem("--shop is required with tg:USER_ID")

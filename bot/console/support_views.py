@@ -39,10 +39,10 @@ from bot.models import (
 from bot.shop_settings import load_shop_settings
 from bot.store import support_desk as desk
 from bot.store.customer_card import customer_card, reason_in_words
+from bot.support import ANSWER_LIMIT
 
 routes = web.RouteTableDef()
 
-TEXT_LIMIT = 3500  # as `nudge support reply`: the answer is sent inside "Message from {shop}"
 # Outcomes a page may announce after a redirect (the query names one; nothing else is shown).
 ANSWERED = {"sent", "queued", "unreachable", "failed", "retry", "duplicate"}
 CLOSED = {"told", "untold"}
@@ -99,22 +99,6 @@ def _excerpt(text: str | None, content: str, limit: int = 140) -> str:
 # --------------------------------------------------------------------------- the list
 
 
-async def _open_conversations(
-    session: Any, shop_id: int
-) -> list[tuple[SupportConversation, Customer | None]]:
-    """Return the shop's open conversations, the newest first."""
-    query = (
-        select(SupportConversation, Customer)
-        .outerjoin(Customer, Customer.id == SupportConversation.customer_id)  # type: ignore[arg-type]
-        .where(
-            SupportConversation.shop_id == shop_id,
-            SupportConversation.state == SupportState.OPEN,
-        )
-        .order_by(SupportConversation.id.desc())  # type: ignore[union-attr]
-    )
-    return [(c, customer) for c, customer in (await session.execute(query)).all()]
-
-
 def _waiting_row(request: web.Request, shop: Shop, waiting: Any) -> dict[str, Any]:
     """Describe one entry of the inbox for the list."""
     conversation, customer = waiting.conversation, waiting.customer
@@ -154,7 +138,7 @@ async def support_desk(request: web.Request) -> web.Response:
     waiting = [_waiting_row(request, shop, w) for w in found]
     listed = {w.conversation.id for w in found if w.conversation is not None}
     async with services.sessions() as session:
-        opened = await _open_conversations(session, shop.id)
+        opened = await desk.open_conversations(session=session, shop_id=shop.id)
     answered = [
         {
             "link": _desk_url(shop, conversation.id),
@@ -292,7 +276,7 @@ async def _conversation_page(
             "noted": request.query.get("noted") == "1",
             "error": error,
             "draft": draft,
-            "limit": TEXT_LIMIT,
+            "limit": ANSWER_LIMIT,
         },
         status=422 if error else 200,
     )
@@ -327,7 +311,7 @@ async def answer_customer(request: web.Request) -> web.Response:
 
     shop, conversation, form = await _write(request)
     text = _text(form)
-    if not text or len(text) > TEXT_LIMIT:
+    if not text or len(text) > ANSWER_LIMIT:
         return await _conversation_page(request, shop, conversation, error="answer", draft=text)
     services = _services(request)
     try:
@@ -353,7 +337,7 @@ async def add_note(request: web.Request) -> web.Response:
     """Keep an internal note in the conversation (as `#note` in the group): never sent."""
     shop, conversation, form = await _write(request)
     text = _text(form)
-    if not text or len(text) > TEXT_LIMIT:
+    if not text or len(text) > ANSWER_LIMIT:
         return await _conversation_page(request, shop, conversation, error="note", draft=text)
     services = _services(request)
     async with transaction(services.sessions) as session:

@@ -458,7 +458,9 @@ async def campaign_progress(request: web.Request) -> web.Response:
         )
     except CampaignError:
         raise web.HTTPNotFound() from None
-    progress = await campaign_service.progress(services.sessions, shop_id=shop.id)
+    progress = await campaign_service.progress(
+        services.sessions, shop_id=shop.id, campaign_id=campaign_id
+    )  # polled every second while sending: this campaign's rows only
     bar = progress_of(progress.get(campaign_id))
     with locale_scope(reader_locale(request)):
         text = _("{done} of {total} messages out").format(done=bar["done"], total=bar["audience"])

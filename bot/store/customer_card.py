@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.i18n import N_
 from bot.models import (
     Customer,
     CustomerMetrics,
@@ -25,13 +26,6 @@ from bot.models import (
     PromoCode,
     PromoPool,
 )
-
-
-def N_(text: str) -> str:
-    """Mark a text for the catalogs without translating it here: the card is data (CLI, API,
-    English); the console translates these texts when it shows them."""
-    return text
-
 
 # Why a message was skipped (send-time rules in bot/delivery/suppression.py, a message kind's
 # own check) or cancelled (a flow changed its mind), as a shop owner would say it.

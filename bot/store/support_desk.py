@@ -182,18 +182,33 @@ async def conversation_messages(
     return list((await session.scalars(query)).all())
 
 
-async def waiting_conversations(
-    *, session: AsyncSession, shop_id: int
-) -> list[tuple[SupportConversation, Customer | None]]:
-    """Return open conversations still waiting: unanswered, or with an undelivered answer."""
-    query = (
+def _open_with_customers(shop_id: int) -> Any:
+    """Select the shop's open conversations, each with its customer (None: not linked)."""
+    return (
         select(SupportConversation, Customer)
         .outerjoin(Customer, Customer.id == SupportConversation.customer_id)  # type: ignore[arg-type]
         .where(
             SupportConversation.shop_id == shop_id,
             SupportConversation.state == SupportState.OPEN,
         )
-        .order_by(SupportConversation.last_customer_at, SupportConversation.id)  # type: ignore[arg-type]
+    )
+
+
+async def open_conversations(
+    *, session: AsyncSession, shop_id: int
+) -> list[tuple[SupportConversation, Customer | None]]:
+    """Return the shop's open conversations with their customers, the newest first."""
+    query = _open_with_customers(shop_id).order_by(SupportConversation.id.desc())  # type: ignore[union-attr]
+    return [(c, customer) for c, customer in (await session.execute(query)).all()]
+
+
+async def waiting_conversations(
+    *, session: AsyncSession, shop_id: int
+) -> list[tuple[SupportConversation, Customer | None]]:
+    """Return open conversations still waiting: unanswered, or with an undelivered answer."""
+    query = _open_with_customers(shop_id).order_by(
+        SupportConversation.last_customer_at,  # type: ignore[arg-type]
+        SupportConversation.id,  # type: ignore[arg-type]
     )
     found = []
     for conversation, customer in (await session.execute(query)).all():
